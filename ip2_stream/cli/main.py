@@ -1,0 +1,194 @@
+"""The ``ip2-stream`` command line.
+
+Every command reads the one configuration tree (:mod:`ip2_stream.config`): ``--config FILE``
+and ``--set section.key=value`` apply to all of them, and each command's own flags override
+those. Errors caused by input print one line and exit with status 2; set ``IP2_DEBUG=1`` (or
+pass ``--debug``) for a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+import typer
+
+from ip2_stream.config import Settings, load_settings, parse_assignments
+from ip2_stream.errors import IP2StreamError
+
+logger = logging.getLogger("ip2_stream.cli")
+
+app = typer.Typer(
+    name="ip2-stream",
+    help="Streaming, incrementally learning news recommender built around the IP2 model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="MIND-format data: generate, inspect.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@dataclass
+class CliState:
+    config: Optional[Path]
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self, flags: dict[str, Any] | None = None) -> Settings:
+        """Settings with this command's explicit flags applied last."""
+        settings = load_settings(self.config, {**self.overrides, **(flags or {})})
+        logging.getLogger().setLevel(settings.log_level)
+        return settings
+
+
+def emit_json(payload: dict, out: Path | None = None) -> None:
+    """Print ``payload`` as JSON on stdout, and write it to ``out`` when given."""
+    text = json.dumps(payload, indent=2, default=str)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file mapped onto the settings tree."),
+    set_: list[str] = typer.Option([], "--set", help="Override one setting: section.key=value (repeatable)."),
+    log_level: Optional[str] = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    if debug:
+        os.environ["IP2_DEBUG"] = "1"
+    overrides = parse_assignments(set_)
+    if log_level is not None:
+        overrides["log_level"] = log_level.upper()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx.obj = CliState(config, overrides)
+
+
+# --------------------------------------------------------------------------- data
+@data_app.command("inspect")
+def data_inspect(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(..., help="A MIND split folder or a folder of splits (train/, dev/, MINDsmall_*)."),
+    skip_bad: Optional[bool] = typer.Option(None, "--skip-bad/--strict", help="Count and skip malformed lines instead of failing."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Parquet cache folder (default ~/.cache/ip2-stream/parquet)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary to this file."),
+) -> None:
+    """Print a JSON summary of each split: counts, CTR, candidates, histories, entities, time span."""
+    from ip2_stream.data.inspect import inspect
+
+    s = ctx.obj.settings({"data.skip_bad": skip_bad, "data.cache_dir": str(cache_dir) if cache_dir else None})
+    emit_json(inspect(directory, s.data.cache_dir, s.data.skip_bad), json_out)
+
+
+@data_app.command("synth")
+def data_synth(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (train/ and dev/ are written in it)."),
+    preset: Optional[str] = typer.Option(None, help="tiny | small | mind-small (default: the configured preset)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed; same seed, same bytes."),
+    users: Optional[int] = typer.Option(None, min=10),
+    news: Optional[int] = typer.Option(None, min=50),
+    impressions: Optional[int] = typer.Option(None, min=10),
+    days: Optional[int] = typer.Option(None, min=2, help="Impression days (the last is dev)."),
+    new_entities_per_day: Optional[int] = typer.Option(None, min=0),
+    candidates_mean: Optional[float] = typer.Option(None, min=2),
+    force: bool = typer.Option(False, help="Write into a non-empty folder."),
+) -> None:
+    """Generate a synthetic MIND data set (exact MIND files, deterministic by seed)."""
+    from ip2_stream.data.synth import generate
+
+    if out.exists() and any(out.iterdir()) and not force:
+        raise IP2StreamError(f"{out} is not empty (pass --force to write into it)")
+    s = ctx.obj.settings({
+        "synth.preset": preset, "synth.seed": seed, "synth.users": users, "synth.news": news,
+        "synth.impressions": impressions, "synth.days": days,
+        "synth.new_entities_per_day": new_entities_per_day, "synth.candidates_mean": candidates_mean,
+    })
+    started = time.perf_counter()
+    summary = generate(s.synth, out)
+    logger.info("wrote %s in %.1f s", out, time.perf_counter() - started)
+    emit_json({k: v for k, v in summary.items() if k != "config"} | {"out": str(out)})
+
+
+# --------------------------------------------------------------------------- evaluate
+@app.command("evaluate")
+def evaluate_cmd(
+    ctx: typer.Context,
+    data: Path = typer.Option(..., "--data", "-d", help="Folder with train/ and the split to score."),
+    baseline: str = typer.Option(..., help="random | popularity | oracle"),
+    split: Optional[str] = typer.Option(None, help="Split to score (default dev)."),
+    seed: Optional[int] = typer.Option(None),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this file."),
+) -> None:
+    """Score a split with a baseline: AUC, MRR, nDCG@5/10, overall and on the cold-start slice."""
+    from ip2_stream.data.dataset import find_splits, load_corpus
+    from ip2_stream.eval.baselines import BASELINES
+    from ip2_stream.eval.report import evaluation_report
+
+    if baseline not in BASELINES:
+        raise IP2StreamError(f"unknown baseline {baseline!r}; choose one of {sorted(BASELINES)}")
+    s = ctx.obj.settings({"eval.split": split, "eval.seed": seed})
+    roles = tuple(r for r in ("train", s.eval.split) if r in find_splits(data))
+    if s.eval.split not in roles:
+        raise IP2StreamError(f"{data}: no {s.eval.split!r} split")
+    corpus = load_corpus(data, roles, s.data.cache_dir, s.data.skip_bad)
+    scores = BASELINES[baseline](corpus, s.eval.split, seed=s.eval.seed)
+    emit_json(evaluation_report(corpus, s.eval.split, scores, baseline), json_out)
+
+
+# --------------------------------------------------------------------------- demo
+@app.command("demo")
+def demo_cmd(
+    ctx: typer.Context,
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Working folder for data and reports."),
+    preset: str = typer.Option("small", help="Synthetic data preset."),
+    seed: int = typer.Option(0),
+) -> None:
+    """End-to-end run on generated data: generate, inspect, score the baselines; says what it did."""
+    from ip2_stream.demo import run_demo
+
+    s = ctx.obj.settings({"synth.preset": preset, "synth.seed": seed})
+    summary = run_demo(s, out)
+    emit_json(summary, out / "demo_summary.json")
+
+
+def run() -> None:
+    """Console entry point: one clear line and a non-zero exit on errors."""
+    debug = os.environ.get("IP2_DEBUG") == "1" or "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("ip2-stream: aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("ip2-stream: interrupted", err=True)
+        sys.exit(130)
+    except IP2StreamError as exc:
+        if debug:
+            raise
+        typer.echo(f"ip2-stream: error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of a CLI
+        if debug:
+            raise
+        typer.echo(f"ip2-stream: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""MIND-format data: parsing, Parquet cache, vocabulary and the synthetic generator."""
