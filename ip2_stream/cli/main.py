@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import click
 import typer
 
 from ip2_stream.config import Settings, load_settings, parse_assignments
@@ -43,7 +42,8 @@ class CliState:
 
     def settings(self, flags: dict[str, Any] | None = None) -> Settings:
         """Settings with this command's explicit flags applied last."""
-        settings = load_settings(self.config, {**self.overrides, **(flags or {})})
+        given = {k: v for k, v in (flags or {}).items() if v is not None}
+        settings = load_settings(self.config, {**self.overrides, **given})
         logging.getLogger().setLevel(settings.log_level)
         return settings
 
@@ -166,15 +166,7 @@ def run() -> None:
     """Console entry point: one clear line and a non-zero exit on errors."""
     debug = os.environ.get("IP2_DEBUG") == "1" or "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        typer.echo("ip2-stream: aborted", err=True)
-        sys.exit(130)
+        app()  # standalone: Typer prints usage errors itself and exits with status 2
     except KeyboardInterrupt:
         typer.echo("ip2-stream: interrupted", err=True)
         sys.exit(130)

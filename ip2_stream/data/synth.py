@@ -72,11 +72,13 @@ class SynthConfig(BaseModel):
     empty_history_rate: float = Field(0.03, ge=0, le=1)
     target_ctr: float = Field(0.04, gt=0, lt=1)
     topic_weight: float = 0.8
-    entity_weight: float = 1.8
+    entity_weight: float = 2.5
     trend_weight: float = 0.35
     freshness_per_day: float = 0.4
     interest_drift_per_day: float = Field(0.15, ge=0, le=1)
-    fan_rate: float = Field(0.02, ge=0, le=1, description="share of users following a topic who become fans of a new entity")
+    favourites_mean: float = Field(10.0, ge=0, description="favourite entities per user (2 + Poisson)")
+    fan_rate: float = Field(0.03, ge=0, le=1, description="share of users following a topic who become fans of a new entity")
+    breaking_burst: float = Field(3.0, ge=0, description="popularity multiplier of a new entity at birth")
     fan_half_life_days: float = 2.0
     start_date: str = "2019-11-09"
 
@@ -193,7 +195,7 @@ class _Generator:
         t_block = (np.arange(self.blocks) * BLOCK)[:, None].astype(np.float64)
         age_days = (t_block - birth[None, :]) / DAY
         is_new = np.arange(E) >= cfg.initial_entities
-        burst = np.log1p(8.0 * np.exp(-np.clip(age_days, 0, None) / 1.0))
+        burst = np.log1p(cfg.breaking_burst * np.exp(-np.clip(age_days, 0, None) / 1.0))
         log_pop = np.where(is_new[None, :], base[None, :] + burst, log_pop)
         log_pop = np.where(age_days < 0, -np.inf, log_pop).astype(np.float32)
         return _Entities(
@@ -338,7 +340,7 @@ class _Generator:
             r = cfg.interest_drift_per_day
             interest[d] = (1 - r) * interest[d - 1] + r * fresh
         # favourite entities among the initial set: in the user's topics, by base popularity
-        n_fav = 2 + rng.poisson(3, size=U)
+        n_fav = 2 + rng.poisson(max(cfg.favourites_mean - 2, 0), size=U)
         init = np.arange(cfg.initial_entities)
         base_pop = np.exp(ent.log_pop[0, init].astype(np.float64))
         fav_u, fav_e = [], []
