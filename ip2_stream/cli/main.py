@@ -120,30 +120,100 @@ def data_synth(
     emit_json({k: v for k, v in summary.items() if k != "config"} | {"out": str(out)})
 
 
+# --------------------------------------------------------------------------- model
+def _torch_setup(s: Settings) -> None:
+    import torch
+
+    if s.train.threads:
+        torch.set_num_threads(s.train.threads)
+    torch.manual_seed(s.train.seed)
+
+
+@app.command("pretrain")
+def pretrain_cmd(
+    ctx: typer.Context,
+    data: Path = typer.Option(..., "--data", "-d", help="Folder with the train split."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint folder to write."),
+    epochs: Optional[int] = typer.Option(None, help="Override pretrain.epochs (reference 2)."),
+    lr: Optional[float] = typer.Option(None, help="Override pretrain.lr (reference 1e-5)."),
+    seed: Optional[int] = typer.Option(None),
+) -> None:
+    """Stage 1: contrastive pre-training of the news encoder (three InfoNCE losses) on train news."""
+    from ip2_stream.train.pipeline import run_pretrain
+
+    s = ctx.obj.settings({"pretrain.epochs": epochs, "pretrain.lr": lr, "train.seed": seed})
+    _torch_setup(s)
+    emit_json(run_pretrain(data, out, s.model, s.pretrain, s.train.seed, s.data.cache_dir, s.data.skip_bad))
+
+
+@app.command("train")
+def train_cmd(
+    ctx: typer.Context,
+    data: Path = typer.Option(..., "--data", "-d", help="Folder with train/ (and dev/, reported at the end)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint folder to write."),
+    init: Optional[Path] = typer.Option(None, help="Start from this checkpoint (e.g. a pretrain output)."),
+    epochs: Optional[int] = typer.Option(None, help="Override finetune.epochs (reference 15)."),
+    seed: Optional[int] = typer.Option(None),
+) -> None:
+    """Stage 2: click fine-tuning (1 positive + 4 in-impression negatives), model selection on the last train day."""
+    from ip2_stream.train.pipeline import run_train
+
+    s = ctx.obj.settings({"finetune.epochs": epochs, "train.seed": seed})
+    _torch_setup(s)
+    emit_json(run_train(data, out, s.model, s.finetune, s.train.seed, init, s.data.cache_dir, s.data.skip_bad))
+
+
 # --------------------------------------------------------------------------- evaluate
 @app.command("evaluate")
 def evaluate_cmd(
     ctx: typer.Context,
     data: Path = typer.Option(..., "--data", "-d", help="Folder with train/ and the split to score."),
-    baseline: str = typer.Option(..., help="random | popularity | oracle"),
+    ckpt: Optional[Path] = typer.Option(None, help="Checkpoint folder to score with."),
+    baseline: Optional[str] = typer.Option(None, help="random | popularity | oracle (instead of --ckpt)."),
     split: Optional[str] = typer.Option(None, help="Split to score (default dev)."),
     seed: Optional[int] = typer.Option(None),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report to this file."),
 ) -> None:
-    """Score a split with a baseline: AUC, MRR, nDCG@5/10, overall and on the cold-start slice."""
+    """AUC, MRR, nDCG@5/10 of a checkpoint or a baseline: overall, cold-start slice, oracle."""
     from ip2_stream.data.dataset import find_splits, load_corpus
     from ip2_stream.eval.baselines import BASELINES
     from ip2_stream.eval.report import evaluation_report
 
-    if baseline not in BASELINES:
+    if (ckpt is None) == (baseline is None):
+        raise IP2StreamError("give exactly one of --ckpt or --baseline")
+    if baseline is not None and baseline not in BASELINES:
         raise IP2StreamError(f"unknown baseline {baseline!r}; choose one of {sorted(BASELINES)}")
     s = ctx.obj.settings({"eval.split": split, "eval.seed": seed})
-    roles = tuple(r for r in ("train", s.eval.split) if r in find_splits(data))
-    if s.eval.split not in roles:
+    if s.eval.split not in find_splits(data):
         raise IP2StreamError(f"{data}: no {s.eval.split!r} split")
+    if ckpt is not None:
+        from ip2_stream.train.pipeline import run_evaluate
+
+        _torch_setup(s)
+        emit_json(run_evaluate(data, ckpt, s.eval.split, s.data.cache_dir, s.data.skip_bad), json_out)
+        return
+    roles = tuple(dict.fromkeys(r for r in ("train", s.eval.split) if r in find_splits(data)))
     corpus = load_corpus(data, roles, s.data.cache_dir, s.data.skip_bad)
     scores = BASELINES[baseline](corpus, s.eval.split, seed=s.eval.seed)
     emit_json(evaluation_report(corpus, s.eval.split, scores, baseline), json_out)
+
+
+@app.command("ablate")
+def ablate_cmd(
+    ctx: typer.Context,
+    data: Path = typer.Option(..., "--data", "-d", help="Folder with train/ and dev/."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report folder (ablation.json, ablation.md)."),
+    variants: Optional[str] = typer.Option(None, help="Comma-separated subset, e.g. full,no_pretrain,popularity."),
+    seed: Optional[int] = typer.Option(None),
+) -> None:
+    """Train and evaluate the full model, every ablation, NRMS and popularity on the same data."""
+    from ip2_stream.train.ablate import run_ablation
+
+    s = ctx.obj.settings({"train.seed": seed, "ablate.variants": variants.split(",") if variants else None})
+    _torch_setup(s)
+    result = run_ablation(data, out, s.model, s.ablate.pretrain, s.ablate.finetune, s.train.seed, s.ablate.variants, s.data.cache_dir)
+    emit_json({"report": str(out / "ablation.md"), "seconds": result["seconds"], "oracle_auc": result["oracle_auc"],
+               "rows": [{k: r[k] for k in ("variant", "auc", "auc_cold", "mrr")} for r in result["rows"]]})
 
 
 # --------------------------------------------------------------------------- demo

@@ -122,9 +122,10 @@ class ProjectionAttention(nn.Module):
             return x.view(B, -1, h, dh).transpose(1, 2)  # [B, h, L, dh]
 
         q, k, v = split(self.q(query)), split(self.k(key)), split(self.v(value))
-        logits = q @ k.transpose(-1, -2) / math.sqrt(dh)  # [B, h, L, L]
-        weights = masked_softmax(logits, key_mask[:, None, None, :])
-        return (weights @ v).transpose(1, 2).reshape(B, L, D)  # [B, L, D]
+        # softmax(q k^T / sqrt(dh)) v over valid keys; a row with no valid key gives zeros
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])  # [B, h, L, dh]
+        out = torch.nan_to_num(out, nan=0.0)
+        return out.transpose(1, 2).reshape(B, L, D)  # [B, L, D]
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ BERT-family encoders (BERT, RoBERTa, MiniLM, XLM-R, ELECTRA...) expose ``embeddi
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -146,6 +147,15 @@ class TitleEncoder(nn.Module):
         if not self.trainable_layers:
             return hidden
         return self._run(self.top_layers, hidden, self._mask(hidden, attention_mask))
+
+    def clone(self) -> TitleEncoder:
+        """An encoder for another model: shares the tokenizer, copies the weights when any train.
+
+        Two models built on one encoder would otherwise train the same top layers.
+        """
+        if not self.trainable_layers:
+            return self
+        return TitleEncoder(self.tokenizer, copy.deepcopy(self.model), self.trainable_layers, self.max_len)
 
     def fingerprint(self) -> str:
         """Identifies the frozen computation: model, config, frozen weights, depth, token length."""

@@ -96,7 +96,7 @@ def open_workspace(data: Path, roles: tuple[str, ...], cfg: IP2Config, cache_dir
 def new_model(ws: Workspace, cfg: IP2Config, seed: int) -> IP2Model:
     """A freshly initialised model; TransE rows come from ``entity_embedding.vec`` when configured."""
     torch.manual_seed(seed)
-    model = build_model(cfg, ws.encoder, len(ws.vocab))
+    model = build_model(cfg, ws.encoder.clone() if ws.encoder is not None else None, len(ws.vocab))
     if cfg.entity_init == "transe" and model.news.entity is not None:
         ids, rows = [], []
         for tid in range(1, len(ws.vocab)):

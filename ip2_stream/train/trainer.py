@@ -196,16 +196,15 @@ def score_impressions(model: IP2Model, feats: NewsFeatures, beh: Behaviors, hist
         H_t = R_t[hpos] * m.unsqueeze(-1) if R_t is not None else None
         H_e = R_e[hpos] * m.unsqueeze(-1) if R_e is not None else None
         u_t, u_e = model.user_vectors(H_t, H_e, m)
-        for j, i in enumerate(chunk):
-            lo_c, hi_c = beh.cand_ptr[i], beh.cand_ptr[i + 1]
-            cpos = torch.from_numpy(pos_of[beh.cand_idx[lo_c:hi_c]])
-            c_t = R_t[cpos][None] if R_t is not None else None
-            c_e = R_e[cpos][None] if R_e is not None else None
-            s = model.score(c_t, c_e, u_t[j : j + 1] if u_t is not None else None, u_e[j : j + 1] if u_e is not None else None)
-            scores[lo_c:hi_c] = s[0].numpy()
-            if model.last_gates:
-                gates["user"].append(float(model.last_gates["user"][0]))
-                gates["candidate"].extend(model.last_gates["candidate"][0].tolist())
+        sizes = beh.cand_ptr[chunk + 1] - beh.cand_ptr[chunk]
+        cmask = np.arange(sizes.max())[None, :] < sizes[:, None]  # [b, Cmax]
+        crow = beh.cand_ptr[chunk][:, None] + np.where(cmask, np.arange(sizes.max())[None, :], 0)
+        cpos = torch.from_numpy(pos_of[beh.cand_idx[crow]])  # [b, Cmax]
+        s = model.score(R_t[cpos] if R_t is not None else None, R_e[cpos] if R_e is not None else None, u_t, u_e)
+        scores[crow[cmask]] = s.numpy()[cmask]
+        if model.last_gates:
+            gates["user"].extend(model.last_gates["user"].tolist())
+            gates["candidate"].extend(model.last_gates["candidate"].numpy()[cmask].tolist())
     model.gate_log = gates
     model.train(was)
     return scores
