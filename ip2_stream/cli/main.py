@@ -224,7 +224,7 @@ def demo_cmd(
     preset: str = typer.Option("small", help="Synthetic data preset."),
     seed: int = typer.Option(0),
 ) -> None:
-    """End-to-end run on generated data: generate, inspect, score the baselines; says what it did."""
+    """End-to-end run on generated data: generate, inspect, baselines, train and evaluate IP2; says what it did."""
     from ip2_stream.demo import run_demo
 
     s = ctx.obj.settings({"synth.preset": preset, "synth.seed": seed})

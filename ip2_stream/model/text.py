@@ -240,3 +240,30 @@ class BottomCache:
         self.path.with_suffix(".keys.json").write_text(json.dumps(keys), encoding="utf-8")
         tmp.replace(self.path)
         self._dirty = False
+
+
+class LiveBottom:
+    """The :class:`BottomCache` interface without a cache: every ``get`` runs the frozen bottom.
+
+    For memory-tight runs, and the baseline of ``bench/train_throughput.py``.
+    """
+
+    def __init__(self, encoder: TitleEncoder) -> None:
+        self.encoder = encoder
+        self._titles: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._titles)
+
+    def rows(self, titles: list[str], batch_size: int = 128, progress: bool = True) -> torch.Tensor:
+        del batch_size, progress
+        for t in titles:
+            if t not in self._index:
+                self._index[t] = len(self._titles)
+                self._titles.append(t)
+        return torch.tensor([self._index[t] for t in titles], dtype=torch.long)
+
+    def get(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self.encoder.tokenize([self._titles[int(r)] for r in rows])
+        return self.encoder.bottom(ids, mask), mask

@@ -15,7 +15,7 @@ import torch
 from ip2_stream.data.dataset import Behaviors, Corpus
 from ip2_stream.data.vocab import Vocab
 from ip2_stream.model.ip2 import IP2Model
-from ip2_stream.model.text import BottomCache
+from ip2_stream.model.text import BottomCache, LiveBottom
 
 
 @dataclass
@@ -26,16 +26,16 @@ class NewsFeatures:
         bottom_rows: [N] row of each title in ``cache`` (None without a title tower).
         entity_ids: [N, 2 + max_entities] entity sequences, 0-padded.
         entity_len: [N] real length of each sequence.
-        cache: the frozen-bottom cache (None without a title tower).
+        cache: the frozen-bottom cache, or a :class:`LiveBottom` (None without a title tower).
     """
 
     bottom_rows: torch.Tensor | None
     entity_ids: torch.Tensor
     entity_len: torch.Tensor
-    cache: BottomCache | None
+    cache: BottomCache | LiveBottom | None
 
     @classmethod
-    def build(cls, corpus: Corpus, vocab: Vocab, cache: BottomCache | None, max_entities: int) -> NewsFeatures:
+    def build(cls, corpus: Corpus, vocab: Vocab, cache: BottomCache | LiveBottom | None, max_entities: int) -> NewsFeatures:
         rows = cache.rows(corpus.column("title")) if cache is not None else None
         seqs = [
             vocab.encode_news(c, s, e, max_entities=max_entities)

@@ -11,6 +11,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -60,6 +61,22 @@ class FinetuneConfig(BaseModel):
     max_samples_per_epoch: int | None = Field(None, description="cap for quick runs")
 
 
+@contextmanager
+def repeatable(seed: int):
+    """Seed torch and use deterministic kernels inside the block, restoring the previous mode after.
+
+    Multi-threaded CPU backward passes otherwise sum in varying order (results differ in the
+    8th digit from run to run); with deterministic kernels a seed fixes a run bit for bit.
+    """
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
 def warmup_schedule(total_steps: int, warmup: float) -> Callable[[int], float]:
     """Linear warm-up over the first ``warmup`` share of steps, then constant."""
     steps = max(1, int(total_steps * warmup))
@@ -98,7 +115,11 @@ def pretrain(model: IP2Model, feats: NewsFeatures, news: np.ndarray, cfg: Pretra
     """
     if model.news.title is None or model.news.entity is None:
         raise ValueError("contrastive pre-training needs both news towers")
-    torch.manual_seed(seed)
+    with repeatable(seed):
+        return _pretrain(model, feats, news, cfg, seed, progress)
+
+
+def _pretrain(model: IP2Model, feats: NewsFeatures, news: np.ndarray, cfg: PretrainConfig, seed: int, progress: bool) -> dict:
     rng = np.random.default_rng(seed)
     params = [p for p in model.news.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -246,7 +267,12 @@ def finetune(model: IP2Model, feats: NewsFeatures, beh: Behaviors, train_imps: n
 
     Impressions with an empty history are dropped from training and validation.
     """
-    torch.manual_seed(seed)
+    with repeatable(seed):
+        return _finetune(model, feats, beh, train_imps, valid_imps, cfg, history_len, seed, progress)
+
+
+def _finetune(model: IP2Model, feats: NewsFeatures, beh: Behaviors, train_imps: np.ndarray, valid_imps: np.ndarray,
+              cfg: FinetuneConfig, history_len: int, seed: int, progress: bool) -> FitResult:
     rng = np.random.default_rng(seed)
     has_hist = np.diff(beh.hist_ptr) > 0
     train_imps = train_imps[has_hist[train_imps]]
