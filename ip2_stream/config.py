@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ip2_stream.data.synth import SynthConfig
 from ip2_stream.errors import ConfigError
 from ip2_stream.model.ip2 import IP2Config
+from ip2_stream.online.live import LiveConfig
 from ip2_stream.train.trainer import FinetuneConfig, PretrainConfig
 
 
@@ -57,7 +58,7 @@ class AblateConfig(BaseModel):
 
     variants: list[str] | None = None  # None: all of them
     pretrain: PretrainConfig = PretrainConfig(epochs=3, lr=1e-3)
-    finetune: FinetuneConfig = FinetuneConfig(epochs=4, lr_rest=1e-3, lr_encoder=1e-4, max_samples_per_epoch=6000, patience=2)
+    finetune: FinetuneConfig = FinetuneConfig(epochs=3, lr_rest=1e-3, lr_encoder=1e-4, max_samples_per_epoch=5000, patience=2)
 
 
 class Settings(BaseModel):
@@ -74,6 +75,7 @@ class Settings(BaseModel):
     finetune: FinetuneConfig = FinetuneConfig()
     train: TrainSettings = TrainSettings()
     ablate: AblateConfig = AblateConfig()
+    live: LiveConfig = LiveConfig()
 
 
 def _parse_scalar(text: str) -> Any:

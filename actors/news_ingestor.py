@@ -1,0 +1,127 @@
+"""News ingestion actor: news topic -> feature store (vocabulary growth, title encodings).
+
+The actor is the single writer of the :class:`~ip2_stream.online.store.NewsStore`. A
+background thread polls the news topic; valid records are added (new entities get new
+vocabulary ids, titles go through the frozen-bottom cache), invalid ones are dead-lettered by
+the consumer. Every ``snapshot_period_s`` the store is snapshotted with the consumer offsets,
+and only then are the offsets committed. On (re)start the constructor restores the snapshot
+and resumes from its offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import ray
+
+from ip2_stream.data.vocab import Vocab
+from ip2_stream.metrics import StreamMetrics
+from ip2_stream.model.checkpoint import read_manifest
+from ip2_stream.model.ip2 import IP2Config
+from ip2_stream.model.text import BottomCache, TitleEncoder, load_hf
+from ip2_stream.online.learners import NewsBatch
+from ip2_stream.online.live import LiveConfig, bootstrap_registry
+from ip2_stream.online.store import NewsStore, StoreFeatures
+from ip2_stream.stream.io import ValidatingConsumer
+
+logger = logging.getLogger(__name__)
+GROUP = "ip2-news-ingestor"
+
+
+class NewsIngestor:
+    """Keeps the news feature store fresh. Construct with ``ray.remote(NewsIngestor)`` (see ``actors.launch``)."""
+
+    def __init__(self, cfg: LiveConfig) -> None:
+        self.cfg = cfg
+        self.metrics = StreamMetrics()
+        registry = bootstrap_registry(cfg)
+        manifest = read_manifest(registry.latest().path)
+        model_cfg = IP2Config.model_validate(manifest["config"])
+        self.folder = cfg.state_dir / "news_store"
+        offsets: dict[str, int] = {}
+        if (self.folder / "state.json").exists():
+            self.store, offsets = NewsStore.restore(self.folder, model_cfg.max_entities)
+            logger.info("restored %d news from %s", len(self.store), self.folder)
+        else:
+            self.store = NewsStore(Vocab.from_dict(manifest["vocab"]), model_cfg.max_entities)
+        encoder = TitleEncoder(*load_hf(model_cfg.text_encoder), trainable_layers=manifest["trainable_layers"],
+                               max_len=model_cfg.max_title_len)
+        self.features = StoreFeatures(self.store, BottomCache(encoder, cache_dir=None))
+        self.consumer = ValidatingConsumer(cfg.stream, cfg.bootstrap, [cfg.stream.topics.news], GROUP, self.metrics)
+        self.consumer.seek({(t, int(p)): o for key, o in offsets.items() for t, p in [key.rsplit(":", 1)]})
+        self.lock = threading.Lock()
+        self.last_update: float | None = None
+        self.new_entities: list[tuple[str, float]] = []  # (entity, wall time seen), for freshness
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="news-ingestor", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        last_snapshot = time.monotonic()
+        dirty = False
+        while not self._stop.is_set():
+            consumed = self.consumer.poll(timeout_ms=100, max_records=500)
+            if consumed:
+                with self.lock:
+                    for c in consumed:
+                        for entity in self.store.add(c.record):
+                            self.new_entities.append((entity, time.time()))
+                            self.metrics.new_entities.inc()
+                    seqs = [self.store.index[c.record.news_id] for c in consumed]
+                    self.features.bottom.rows(self.store.titles(seqs), progress=False)  # encode titles now
+                    self.last_update = time.time()
+                dirty = True
+            if dirty and time.monotonic() - last_snapshot >= self.cfg.snapshot_period_s:
+                self._snapshot()
+                last_snapshot, dirty = time.monotonic(), False
+
+    def _snapshot(self) -> None:
+        positions = dict(self.consumer.positions)
+        with self.lock:
+            self.store.snapshot(self.folder, {f"{t}:{p}": o for (t, p), o in positions.items()})
+        self.consumer.commit(positions)  # only after the state they produced is durable
+
+    # ------------------------------------------------------------------ reads for learners and serving
+    def seqs(self, news_ids: list[str]) -> np.ndarray:
+        with self.lock:
+            return self.features.seqs(news_ids)
+
+    def batch(self, seqs: list[int]) -> NewsBatch:
+        with self.lock:
+            return self.features.batch(seqs)
+
+    def since(self, cursor: int) -> dict:
+        """News after sequence ``cursor``: their sequence numbers, entities, and the vocabulary."""
+        with self.lock:
+            end = len(self.store)
+            return {"end": end, "vocab": self.store.vocab.to_dict(),
+                    "entities": [list(self.store.records[i].entities) for i in range(cursor, end)]}
+
+    def status(self) -> dict:
+        with self.lock:
+            return {"news": len(self.store), "vocab": len(self.store.vocab), "lag": self.consumer.lag(),
+                    "last_update": self.last_update, "dead_letters": _total(self.metrics.dead_letters)}
+
+    def entity_seen_at(self) -> dict[str, float]:
+        with self.lock:
+            return dict(self.new_entities)
+
+    def flush(self) -> None:
+        """Snapshot now (tests and shutdown)."""
+        self._snapshot()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._snapshot()
+        self.consumer.close()
+
+
+def _total(counter) -> float:
+    return sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
+
+
+NewsIngestorActor = ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0.25)(NewsIngestor)

@@ -1,0 +1,288 @@
+"""Incremental learners of the live loop, as plain classes (the Ray actors wrap them).
+
+- :class:`SignatureUpdater` runs stage-1 contrastive steps on news carrying new entities,
+  mixed with a replay sample of older news, updating only the entity tower (its table grows
+  to the vocabulary first; the new rows join the optimizer, old rows keep their state).
+- :class:`ClickJoiner` joins impressions with their delayed clicks by impression id within an
+  event-time window.
+- :class:`UserTowerLearner` fine-tunes the user towers and gates on joined impressions
+  (1 click + K in-impression negatives, cross-entropy), news vectors held fixed.
+
+Following River, ``learn_many`` returns nothing; what a learner saw is in its attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from ip2_stream.model.ip2 import IP2Model
+from ip2_stream.stream.records import ClickRecord, ImpressionRecord
+from ip2_stream.train.losses import click_loss, contrastive_losses
+
+
+class OnlineConfig(BaseModel):
+    """Cadence and step sizes of the live learners."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    see_period_s: float = Field(1.0, gt=0, description="SEE update at most this often")
+    see_min_new_entities: int = Field(1, ge=1, description="...and once this many new entities are waiting")
+    see_steps: int = Field(8, ge=1)
+    see_lr: float = 5e-3
+    see_replay: int = Field(64, ge=0, description="older news mixed into each SEE step")
+    tau: float = 0.1
+    user_lr: float = 1e-4
+    user_batch: int = Field(32, ge=1)
+    negatives: int = Field(4, ge=1)
+    join_window_s: float = Field(3600.0, gt=0, description="event-time wait for an impression's clicks")
+    history_len: int = 50
+    checkpoint_period_s: float = Field(2.0, gt=0, description="user-tower trainer publishes at most this often")
+
+
+@dataclass(frozen=True)
+class NewsBatch:
+    """Model inputs of n news items."""
+
+    bottom: np.ndarray  # [n, T, H] frozen-bottom title states (float16)
+    mask: np.ndarray  # [n, T] token mask
+    entity_ids: np.ndarray  # [n, S] entity sequences, 0-padded
+
+
+class FeatureSource(Protocol):
+    """Where learners get news inputs (the news store, or the ingestion actor over Ray)."""
+
+    def seqs(self, news_ids: Sequence[str]) -> np.ndarray: ...
+
+    def batch(self, seqs: Sequence[int]) -> NewsBatch: ...
+
+
+def trimmed_entities(entity_ids: np.ndarray, rows: int) -> torch.Tensor:
+    """Entity sequences [n, S] for a table of ``rows`` rows.
+
+    Ids the table has no row for yet (the vocabulary grew, the table not) become padding,
+    as unknown ids are dropped offline; columns after the last id are cut (the 2 topic slots stay).
+    """
+    ids = np.where(entity_ids < rows, entity_ids, 0)
+    width = max(2, int(np.flatnonzero((ids > 0).any(0)).max(initial=1)) + 1)
+    return torch.from_numpy(np.ascontiguousarray(ids[:, :width]))
+
+
+def news_vectors(model: IP2Model, batch: NewsBatch, title_dropout: bool = False):
+    """``(r_t, r_e)`` [n, D] of a :class:`NewsBatch`."""
+    has_title = model.news.title is not None
+    bottom = torch.from_numpy(batch.bottom.astype(np.float32)) if has_title else None
+    mask = torch.from_numpy(batch.mask) if has_title else None
+    ids = trimmed_entities(batch.entity_ids, len(model.news.entity.table)) if model.news.entity is not None else None
+    return model.news(bottom, mask, ids, title_dropout=title_dropout)
+
+
+# --------------------------------------------------------------------------------------
+# signature entity encoder
+# --------------------------------------------------------------------------------------
+class SignatureUpdater:
+    """Incremental contrastive updates of the entity tower.
+
+    Args:
+        model: the model whose ``news.entity`` (table, SEE, projection) is updated.
+        cfg: cadence and step sizes.
+        seed: seeds the noise of the contrastive copies.
+    """
+
+    def __init__(self, model: IP2Model, cfg: OnlineConfig, seed: int = 0) -> None:
+        if model.news.entity is None or model.news.title is None:
+            raise ValueError("the SEE updater needs both news towers")
+        self.model, self.cfg = model, cfg
+        self.generator = torch.Generator().manual_seed(seed)
+        params = [p for p in model.news.entity.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.see_lr, weight_decay=0.0)
+        self.updates = 0
+        self.last_loss: float | None = None
+
+    def grow_to(self, vocab_size: int) -> int:
+        """Add table rows up to ``vocab_size``; returns how many were added."""
+        table = self.model.news.entity.table
+        missing = vocab_size - len(table)
+        if missing > 0:
+            new = table.grow(missing)
+            self.optimizer.add_param_group({"params": [new], "lr": self.cfg.see_lr})
+        return max(missing, 0)
+
+    def learn_many(self, fresh: NewsBatch, replay: NewsBatch | None = None) -> None:
+        """``see_steps`` contrastive steps on ``fresh`` news (plus ``replay``); title tower fixed."""
+        batch = fresh if replay is None or not len(replay.entity_ids) else NewsBatch(
+            np.concatenate([fresh.bottom, replay.bottom]), np.concatenate([fresh.mask, replay.mask]),
+            np.concatenate([fresh.entity_ids, replay.entity_ids]))
+        if len(batch.entity_ids) < 2:
+            return  # in-batch InfoNCE needs at least one negative; wait for more news
+        self.model.train()
+        with torch.no_grad():
+            t = self.model.news.title(torch.from_numpy(batch.bottom.astype(np.float32)), torch.from_numpy(batch.mask), dropout=False)
+        ids = trimmed_entities(batch.entity_ids, len(self.model.news.entity.table))
+        losses = []
+        for _ in range(self.cfg.see_steps):
+            g = self.model.news.entity(ids)  # [n, D]
+            noisy_t = F.dropout(t, 0.1)
+            noisy_g = F.dropout(g, 0.1)
+            out = contrastive_losses(t, g, noisy_t, noisy_g, self.cfg.tau)
+            self.optimizer.zero_grad()
+            out["loss"].backward()
+            self.optimizer.step()
+            losses.append(float(out["loss"].detach()))
+        self.model.eval()
+        self.updates += 1
+        self.last_loss = float(np.mean(losses))
+
+
+# --------------------------------------------------------------------------------------
+# user towers
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Joined:
+    impression: ImpressionRecord
+    click: ClickRecord
+
+
+@dataclass
+class ClickJoiner:
+    """Join impressions and clicks by impression id, whichever arrives first.
+
+    Args:
+        window_s: an impression (or click) waits this long in event time for its partner.
+    """
+
+    window_s: float
+    impressions: dict[int, ImpressionRecord] = field(default_factory=dict)
+    clicks: dict[int, ClickRecord] = field(default_factory=dict)
+    expired: int = 0
+
+    def add(self, record: ImpressionRecord | ClickRecord) -> Joined | None:
+        key = record.impression_id
+        if isinstance(record, ImpressionRecord):
+            click = self.clicks.pop(key, None)
+            if click is None:
+                self.impressions[key] = record
+                return None
+            return Joined(record, click)
+        imp = self.impressions.pop(key, None)
+        if imp is None:
+            self.clicks[key] = record
+            return None
+        return Joined(imp, record)
+
+    def expire(self, watermark: float) -> int:
+        """Drop partners older than ``watermark - window_s``; returns how many were dropped."""
+        limit = watermark - self.window_s
+        old = [k for k, r in self.impressions.items() if r.time < limit] + [k for k, r in self.clicks.items() if r.time < limit]
+        for k in old:
+            self.impressions.pop(k, None)
+            self.clicks.pop(k, None)
+        self.expired += len(old)
+        return len(old)
+
+    def state(self) -> dict:
+        return {"impressions": [r.model_dump(mode="json") for r in self.impressions.values()],
+                "clicks": [r.model_dump(mode="json") for r in self.clicks.values()], "expired": self.expired}
+
+    @classmethod
+    def from_state(cls, window_s: float, state: dict) -> ClickJoiner:
+        joiner = cls(window_s)
+        for r in state.get("impressions", []):
+            rec = ImpressionRecord.model_validate({**r, "history": tuple(r["history"]), "candidates": tuple(r["candidates"])})
+            joiner.impressions[rec.impression_id] = rec
+        for r in state.get("clicks", []):
+            rec = ClickRecord.model_validate({**r, "clicked": tuple(r["clicked"]), "shown": tuple(r["shown"])})
+            joiner.clicks[rec.impression_id] = rec
+        joiner.expired = state.get("expired", 0)
+        return joiner
+
+
+class UserTowerLearner:
+    """Fine-tune the user towers and the gates on joined impressions.
+
+    Args:
+        model: the model; only ``user``, ``user_gate`` and ``cand_gate`` parameters change.
+        features: news inputs by id.
+        cfg: step sizes.
+        seed: seeds the negative sampling.
+    """
+
+    def __init__(self, model: IP2Model, features: FeatureSource, cfg: OnlineConfig, seed: int = 0) -> None:
+        self.model, self.features, self.cfg = model, features, cfg
+        self.rng = np.random.default_rng(seed)
+        owned = [m for m in (model.user, model.user_gate, model.cand_gate) if m is not None]
+        self.optimizer = torch.optim.AdamW([p for m in owned for p in m.parameters()], lr=cfg.user_lr, weight_decay=0.0)
+        self.steps = 0
+        self.last_loss: float | None = None
+
+    def _samples(self, joined: Sequence[Joined], rng: np.random.Generator):
+        rows = []
+        for j in joined:
+            clicked = set(j.click.clicked)
+            negatives = [n for n in j.click.shown if n not in clicked]
+            hist = list(j.impression.history[-self.cfg.history_len :])
+            for p in j.click.clicked:
+                if len(negatives) >= self.cfg.negatives and hist:
+                    rows.append((hist, [p, *rng.choice(negatives, size=self.cfg.negatives, replace=False)]))
+        return rows
+
+    def _loss(self, rows) -> torch.Tensor | None:
+        if not rows:
+            return None
+        ids = sorted({n for hist, cands in rows for n in (*hist, *cands)})
+        seqs = self.features.seqs(ids)
+        known = {n: i for i, (n, s) in enumerate(zip(ids, seqs)) if s >= 0}
+        rows = [(h, c) for h, c in rows if all(n in known for n in c) and any(n in known for n in h)]
+        if not rows:
+            return None
+        batch = self.features.batch([int(seqs[known[n]]) for n in known])
+        with torch.no_grad():
+            r_t, r_e = news_vectors(self.model, batch)
+        pos = {n: i for i, n in enumerate(known)}
+        L = self.cfg.history_len
+        hist_pos = torch.full((len(rows), L), -1, dtype=torch.long)
+        for r, (hist, _) in enumerate(rows):
+            h = [pos[n] for n in hist if n in pos][-L:]
+            if h:
+                hist_pos[r, L - len(h):] = torch.tensor(h)
+        cand_pos = torch.tensor([[pos[n] for n in c] for _, c in rows])
+        mask = hist_pos >= 0
+
+        def take(v, p, m=None):
+            if v is None:
+                return None
+            out = v[p.clamp_min(0)]
+            return out * m.unsqueeze(-1) if m is not None else out
+
+        scores = self.model(take(r_t, cand_pos), take(r_e, cand_pos), take(r_t, hist_pos, mask), take(r_e, hist_pos, mask), mask)
+        return click_loss(scores)
+
+    def learn_many(self, joined: Sequence[Joined]) -> None:
+        """One optimizer step per ``user_batch`` samples built from ``joined``."""
+        rows = self._samples(joined, self.rng)
+        self.model.train()
+        for lo in range(0, len(rows), self.cfg.user_batch):
+            loss = self._loss(rows[lo : lo + self.cfg.user_batch])
+            if loss is None:
+                continue
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            self.steps += 1
+            self.last_loss = float(loss.detach())
+        self.model.eval()
+
+    @torch.no_grad()
+    def evaluate_loss(self, joined: Sequence[Joined], seed: int = 1234) -> float | None:
+        """Mean click loss on ``joined`` with fixed negatives (a held-out slice)."""
+        self.model.eval()
+        rows = self._samples(joined, np.random.default_rng(seed))
+        losses = [self._loss(rows[lo : lo + 256]) for lo in range(0, len(rows), 256)]
+        losses = [float(x) for x in losses if x is not None]
+        return float(np.mean(losses)) if losses else None

@@ -1,0 +1,1 @@
+"""Kafka streams: typed records, the embedded broker, validating consumers with dead-lettering."""

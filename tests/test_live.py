@@ -1,0 +1,214 @@
+"""The live loop against the real embedded broker and a real local Ray (one per module).
+
+A tiny IP2 model (tiny BERT, small widths) keeps it fast on 2 cores.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.integration
+
+ray = pytest.importorskip("ray")
+
+from actors import launch  # noqa: E402
+from actors.learners import RemoteFeatures, SEEUpdaterActor, UserTowerTrainerActor  # noqa: E402
+from actors.news_ingestor import NewsIngestorActor  # noqa: E402
+from ip2_stream.data.dataset import load_corpus  # noqa: E402
+from ip2_stream.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from ip2_stream.model.ip2 import IP2Config  # noqa: E402
+from ip2_stream.online.learners import Joined, OnlineConfig, UserTowerLearner, news_vectors  # noqa: E402
+from ip2_stream.online.live import LiveConfig, learner_state  # noqa: E402
+from ip2_stream.registry import Registry  # noqa: E402
+from ip2_stream.stream.broker import EmbeddedBroker  # noqa: E402
+from ip2_stream.stream.io import RecordProducer, StreamConfig, TopicsConfig, ensure_topics  # noqa: E402
+from ip2_stream.stream.mind_events import MindEvents  # noqa: E402
+from ip2_stream.stream.records import NewsRecord  # noqa: E402
+from ip2_stream.train.pipeline import new_model, open_workspace  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    b = EmbeddedBroker(tmp_path_factory.mktemp("broker"))
+    state = b.start()
+    yield state
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    launch.connect(None)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny_data, tmp_path_factory):
+    return load_corpus(tiny_data, ("train", "dev"), tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def init_ckpt(tiny_data, tiny_encoder_path, tmp_path_factory):
+    cfg = IP2Config(text_encoder=str(tiny_encoder_path), trainable_layers=0, max_title_len=16, news_dim=32, entity_dim=16,
+                    see_heads=2, see_ff=32, user_heads=4, history_len=20)
+    ws = open_workspace(tiny_data, ("train",), cfg, tmp_path_factory.mktemp("wscache"))
+    out = tmp_path_factory.mktemp("init") / "ckpt"
+    save_checkpoint(out, new_model(ws, cfg, 0), cfg, ws.vocab, stage="init")
+    return out
+
+
+def live_config(tmp_path, broker, init_ckpt, name: str, **online) -> LiveConfig:
+    topics = TopicsConfig(news=f"{name}.news", impressions=f"{name}.imp", clicks=f"{name}.clicks", dead_letter=f"{name}.dlq")
+    cfg = LiveConfig(state_dir=tmp_path / "live", init_checkpoint=init_ckpt, bootstrap=broker.bootstrap,
+                     stream=StreamConfig(topics=topics),
+                     online=OnlineConfig(see_period_s=0.3, checkpoint_period_s=0.5, user_batch=16, history_len=20, **online))
+    ensure_topics(cfg.stream, cfg.bootstrap)
+    return cfg
+
+
+def wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def title_entity_cosine(ckpt_path, ingestor, news_id) -> float:
+    ckpt = load_checkpoint(ckpt_path)
+    seq = ray.get(ingestor.seqs.remote([news_id]))
+    batch = ray.get(ingestor.batch.remote([int(seq[0])]))
+    with torch.no_grad():
+        r_t, r_e = news_vectors(ckpt.model.eval(), batch)
+    return float(torch.nn.functional.cosine_similarity(r_t, r_e)[0])
+
+
+def test_a_brand_new_entity_gets_its_row_within_seconds(ray_local, broker, init_ckpt, corpus, tmp_path):
+    cfg = live_config(tmp_path, broker, init_ckpt, "t1")
+    ingestor = NewsIngestorActor.remote(cfg)
+    see = SEEUpdaterActor.remote(cfg, ingestor)
+    producer = RecordProducer(cfg.bootstrap)
+    for rec in MindEvents(corpus).news():
+        producer.send(cfg.stream.topics.news, rec.news_id, rec)
+    producer.flush()
+    wait_for(lambda: ray.get(ingestor.status.remote())["news"] == corpus.num_news, 30, "the corpus news")
+    registry = Registry(cfg.registry_dir)
+    before_version = wait_for(lambda: ray.get(see.status.remote())["cursor"] == corpus.num_news and registry.latest(), 30, "SEE catch-up")
+    breaking = NewsRecord(news_id="NBREAK1", category="sports", subcategory="golf", title="Zorvath Kellan wins stunning playoff",
+                          entities=("Q987654321",), entity_labels=("Zorvath Kellan",), time=2_000_000_000)
+    sent = time.monotonic()
+    producer.send(cfg.stream.topics.news, breaking.news_id, breaking)
+    producer.flush()
+
+    def has_row():
+        latest = registry.latest()
+        ckpt = load_checkpoint(latest.path)
+        eid = ckpt.vocab.get("entity", "Q987654321")
+        return latest if eid is not None and eid < len(ckpt.model.news.entity.table) else None
+
+    version = wait_for(has_row, 30, "a version with the new entity's row")
+    elapsed = time.monotonic() - sent
+    assert version.changed == ("entity",) and "Q987654321" in version.metrics["new_entities"]
+    assert elapsed < 10, f"freshness {elapsed:.1f} s"
+    # the news' signature moved towards its title: compare with the version before the update
+    before = title_entity_cosine(before_version.path, ingestor, "NBREAK1")
+    after = title_entity_cosine(version.path, ingestor, "NBREAK1")
+    assert after > before
+    for h in (see, ingestor):
+        ray.get(h.stop.remote())
+        ray.kill(h, no_restart=True)
+
+
+def _publish_stream(cfg, corpus, events, producer, role, imps):
+    for i in imps:
+        imp, click = events.impression(role, int(i))
+        producer.send(cfg.stream.topics.impressions, imp.user_id, imp)
+        producer.send(cfg.stream.topics.clicks, click.user_id, click)
+    producer.flush()
+
+
+def test_clicks_train_the_user_towers_and_poison_is_dead_lettered(ray_local, broker, init_ckpt, corpus, tmp_path):
+    from kafka import KafkaConsumer
+
+    cfg = live_config(tmp_path, broker, init_ckpt, "t2")
+    events = MindEvents(corpus)
+    producer = RecordProducer(cfg.bootstrap)
+    for rec in events.news():
+        producer.send(cfg.stream.topics.news, rec.news_id, rec)
+    producer.send_raw(cfg.stream.topics.news, b"bad", b"\xff\xfe not json")
+    producer.flush()
+    ingestor = NewsIngestorActor.remote(cfg)
+    wait_for(lambda: ray.get(ingestor.status.remote())["news"] == corpus.num_news, 30, "news")
+    trainer = UserTowerTrainerActor.remote(cfg, ingestor)
+    train = corpus.splits["train"]
+    _publish_stream(cfg, corpus, events, producer, "train", range(0, len(train), 2))
+    producer.send_raw(cfg.stream.topics.clicks, b"U1", b'{"schema":"click","version":1,"impression_id":-4}')
+    producer.send_raw(cfg.stream.topics.impressions, b"U1", b'{"schema":"news","version":1}')
+    producer.send_raw(cfg.stream.topics.impressions, b"U1", b"x" * (cfg.stream.max_message_bytes + 1))
+    _publish_stream(cfg, corpus, events, producer, "train", range(1, len(train), 2))  # keeps going after poison
+    n_train = len(train)
+    wait_for(lambda: ray.get(trainer.status.remote())["trained_impressions"] == n_train, 90, "all impressions trained")
+    final = ray.get(trainer.flush.remote())
+
+    # held-out slice: dev impressions, loss under the initial and the final model
+    dev = corpus.splits["dev"]
+    joined = [Joined(*events.impression("dev", i)) for i in range(len(dev))]
+    registry = Registry(cfg.registry_dir)
+    losses = {}
+    for name, version in (("initial", 1), ("final", final)):
+        model = load_checkpoint(registry.get(version).path).model
+        losses[name] = UserTowerLearner(model, RemoteFeatures(ingestor), cfg.online).evaluate_loss(joined)
+    assert losses["final"] < losses["initial"] - 0.01, losses
+
+    dead = KafkaConsumer(cfg.stream.topics.dead_letter, bootstrap_servers=cfg.bootstrap, auto_offset_reset="earliest",
+                         consumer_timeout_ms=3000)
+    reasons = {m.headers and dict(m.headers)["reason"].decode() for m in dead}
+    dead.close()
+    assert any(r.startswith("not JSON") for r in reasons)
+    assert any("invalid click" in r for r in reasons)
+    assert any("schema 'news' on a topic that carries 'impression'" in r for r in reasons)
+    assert any("exceeds the" in r for r in reasons)
+    assert ray.get(ingestor.status.remote())["dead_letters"] == 1
+    for h in (trainer, ingestor):
+        ray.get(h.stop.remote())
+        ray.kill(h, no_restart=True)
+
+
+def test_a_killed_trainer_resumes_and_trains_every_impression_exactly_once(ray_local, broker, init_ckpt, corpus, tmp_path):
+    cfg = live_config(tmp_path, broker, init_ckpt, "t3")
+    events = MindEvents(corpus)
+    producer = RecordProducer(cfg.bootstrap)
+    for rec in events.news():
+        producer.send(cfg.stream.topics.news, rec.news_id, rec)
+    producer.flush()
+    ingestor = NewsIngestorActor.remote(cfg)
+    wait_for(lambda: ray.get(ingestor.status.remote())["news"] == corpus.num_news, 30, "news")
+    trainer = UserTowerTrainerActor.remote(cfg, ingestor)
+    train = corpus.splits["train"]
+    half = len(train) // 2
+    _publish_stream(cfg, corpus, events, producer, "train", range(half))
+    wait_for(lambda: ray.get(trainer.status.remote())["trained_impressions"] >= half // 2, 60, "some training")
+    ray.kill(trainer, no_restart=False)  # Ray restarts it; its constructor restores the last published version
+    _publish_stream(cfg, corpus, events, producer, "train", range(half, len(train)))
+    status = wait_for(lambda: (s := _status(trainer)) and s["trained_impressions"] == len(train) and s, 120, "restart + catch-up")
+    ray.get(trainer.flush.remote())
+    registry = Registry(cfg.registry_dir)
+    ledger = learner_state(registry, "trainer")["ledger"]
+    assert len(ledger) == len(set(ledger)) == len(train)  # none lost, none twice
+    assert set(ledger) == {int(x) for x in train.impression_id}
+    assert status["trained_impressions"] == len(train)
+    for h in (trainer, ingestor):
+        ray.get(h.stop.remote())
+        ray.kill(h, no_restart=True)
+
+
+def _status(handle):
+    try:
+        return ray.get(handle.status.remote(), timeout=5)
+    except Exception:
+        return None
