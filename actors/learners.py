@@ -24,7 +24,7 @@ import ray
 from ip2_stream.data.vocab import Vocab
 from ip2_stream.metrics import StreamMetrics
 from ip2_stream.online.learners import ClickJoiner, Joined, NewsBatch, SignatureUpdater, UserTowerLearner
-from ip2_stream.online.live import LiveConfig, bootstrap_registry, learner_state, load_version, publish, refresh_part
+from ip2_stream.online.live import LiveConfig, bootstrap_registry, learner_state, load_version, process_memory, publish, refresh_part
 from ip2_stream.registry import Registry, VersionInfo
 from ip2_stream.stream.io import ValidatingConsumer
 from ip2_stream.stream.records import ClickRecord, ImpressionRecord
@@ -122,7 +122,7 @@ class SEEUpdater(_Loop):
     def status(self) -> dict:
         return {"cursor": self.cursor, "updates": self.learner.updates, "last_loss": self.learner.last_loss,
                 "published": self.published[-5:], "last_publish": self.last_publish, "error": self.error,
-                "table_rows": len(self.model.news.entity.table)}
+                "table_rows": len(self.model.news.entity.table), **process_memory()}
 
 
 class UserTowerTrainer(_Loop):
@@ -212,7 +212,7 @@ class UserTowerTrainer(_Loop):
         return {"trained_impressions": len(self.ledger), "steps": self.learner.steps, "last_loss": self.learner.last_loss,
                 "pending_impressions": len(self.joiner.impressions), "pending_clicks": len(self.joiner.clicks),
                 "skipped_replays": self.skipped_replays, "lag": self.consumer.lag(), "published": self.published[-5:],
-                "last_publish": self.last_publish, "error": self.error}
+                "last_publish": self.last_publish, "error": self.error, **process_memory()}
 
     def ledger_ids(self) -> list[int]:
         return list(self.ledger)

@@ -23,7 +23,7 @@ from ip2_stream.model.checkpoint import read_manifest
 from ip2_stream.model.ip2 import IP2Config
 from ip2_stream.model.text import BottomCache, TitleEncoder, load_hf
 from ip2_stream.online.learners import NewsBatch
-from ip2_stream.online.live import LiveConfig, bootstrap_registry
+from ip2_stream.online.live import LiveConfig, bootstrap_registry, process_memory
 from ip2_stream.online.store import NewsStore, StoreFeatures
 from ip2_stream.stream.io import ValidatingConsumer
 
@@ -103,7 +103,7 @@ class NewsIngestor:
     def status(self) -> dict:
         with self.lock:
             return {"news": len(self.store), "vocab": len(self.store.vocab), "lag": self.consumer.lag(),
-                    "last_update": self.last_update, "dead_letters": _total(self.metrics.dead_letters)}
+                    "last_update": self.last_update, "dead_letters": _total(self.metrics.dead_letters), **process_memory()}
 
     def entity_seen_at(self) -> dict[str, float]:
         with self.lock:

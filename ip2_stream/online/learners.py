@@ -203,6 +203,24 @@ class ClickJoiner:
         return joiner
 
 
+def click_rows(joined: Sequence[Joined], negatives: int, history_len: int, rng: np.random.Generator) -> list[tuple[list[str], list[str]]]:
+    """Training rows ``(history, [click, neg1..negK])`` of joined impressions.
+
+    Each click gets ``negatives`` non-clicked candidates of its impression, drawn without
+    replacement; clicks without enough negatives, and users without history, give no row.
+    """
+    rows = []
+    for j in joined:
+        clicked = set(j.click.clicked)
+        pool = [n for n in j.click.shown if n not in clicked]
+        hist = list(j.impression.history[-history_len:])
+        if len(pool) < negatives or not hist:
+            continue
+        for p in j.click.clicked:
+            rows.append((hist, [p, *rng.choice(pool, size=negatives, replace=False)]))
+    return rows
+
+
 class UserTowerLearner:
     """Fine-tune the user towers and the gates on joined impressions.
 
@@ -220,17 +238,6 @@ class UserTowerLearner:
         self.optimizer = torch.optim.AdamW([p for m in owned for p in m.parameters()], lr=cfg.user_lr, weight_decay=0.0)
         self.steps = 0
         self.last_loss: float | None = None
-
-    def _samples(self, joined: Sequence[Joined], rng: np.random.Generator):
-        rows = []
-        for j in joined:
-            clicked = set(j.click.clicked)
-            negatives = [n for n in j.click.shown if n not in clicked]
-            hist = list(j.impression.history[-self.cfg.history_len :])
-            for p in j.click.clicked:
-                if len(negatives) >= self.cfg.negatives and hist:
-                    rows.append((hist, [p, *rng.choice(negatives, size=self.cfg.negatives, replace=False)]))
-        return rows
 
     def _loss(self, rows) -> torch.Tensor | None:
         if not rows:
@@ -265,7 +272,7 @@ class UserTowerLearner:
 
     def learn_many(self, joined: Sequence[Joined]) -> None:
         """One optimizer step per ``user_batch`` samples built from ``joined``."""
-        rows = self._samples(joined, self.rng)
+        rows = click_rows(joined, self.cfg.negatives, self.cfg.history_len, self.rng)
         self.model.train()
         for lo in range(0, len(rows), self.cfg.user_batch):
             loss = self._loss(rows[lo : lo + self.cfg.user_batch])
@@ -282,7 +289,7 @@ class UserTowerLearner:
     def evaluate_loss(self, joined: Sequence[Joined], seed: int = 1234) -> float | None:
         """Mean click loss on ``joined`` with fixed negatives (a held-out slice)."""
         self.model.eval()
-        rows = self._samples(joined, np.random.default_rng(seed))
+        rows = click_rows(joined, self.cfg.negatives, self.cfg.history_len, np.random.default_rng(seed))
         losses = [self._loss(rows[lo : lo + 256]) for lo in range(0, len(rows), 256)]
         losses = [float(x) for x in losses if x is not None]
         return float(np.mean(losses)) if losses else None

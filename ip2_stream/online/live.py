@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -91,5 +91,8 @@ def refresh_part(model: IP2Model, source: IP2Model, prefix: str) -> None:
                 mine[name].copy_(p)
 
 
-def state_json(payload: dict) -> str:
-    return json.dumps(payload, default=str)
+def process_memory() -> dict:
+    """pid and peak resident memory (MiB) of the calling process (an actor's)."""
+    import resource
+
+    return {"pid": os.getpid(), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}

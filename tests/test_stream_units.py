@@ -1,0 +1,153 @@
+"""Stream pieces without a broker or Ray: codec, registry, news store, click join, online SEE steps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ip2_stream.data.vocab import Vocab
+from ip2_stream.model.checkpoint import load_checkpoint, save_checkpoint
+from ip2_stream.model.ip2 import IP2Config, build_model
+from ip2_stream.model.text import BottomCache, TitleEncoder, load_hf
+from ip2_stream.online.learners import ClickJoiner, Joined, OnlineConfig, SignatureUpdater, click_rows, news_vectors
+from ip2_stream.online.store import NewsStore, StoreFeatures
+from ip2_stream.registry import Registry, RegistryError
+from ip2_stream.stream.records import ClickRecord, DecodeError, ImpressionRecord, NewsRecord, decode, encode
+
+NEWS = NewsRecord(news_id="N1", category="sports", subcategory="golf", title="Tiger Woods wins", entities=("Q1", "Q2"),
+                  entity_labels=("Tiger Woods", "Masters"), time=100)
+
+
+def test_codec_round_trips_every_record_type():
+    imp = ImpressionRecord(impression_id=3, user_id="U1", time=5, history=("N1",), candidates=("N2", "N3"))
+    click = ClickRecord(impression_id=3, user_id="U1", time=9, clicked=("N2",), shown=("N2", "N3"))
+    for record, topic in ((NEWS, "news"), (imp, "impression"), (click, "click")):
+        assert decode(topic, encode(record)) == record
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b"\xff\xfe", "not JSON"),
+    (b"[1, 2]", "expected a JSON object, got list"),
+    (b'{"schema": "weather", "version": 1}', "unknown schema 'weather'"),
+    (b'{"schema": "click", "version": 1, "impression_id": 1, "user_id": "U", "time": 1, "shown": ["N1"]}',
+     "schema 'click' on a topic that carries 'news'"),
+    (b'{"schema": "news", "version": 2}', "unsupported news schema version 2"),
+    (b'{"schema": "news", "version": 1, "news_id": "N1", "category": "x", "time": 1}', "invalid news: title: Field required"),
+    (b'{"schema": "news", "version": 1, "news_id": "N1", "category": "x", "title": "t", "time": "soon"}', "invalid news: time"),
+    (b'{"schema": "news", "version": 1, "news_id": "N1", "category": "x", "title": "t", "time": 1, "extra": 1}', "invalid news: extra"),
+    (None, "empty message"),
+])
+def test_decode_returns_reasons_never_raises(raw, reason):
+    result = decode("news", raw)
+    assert isinstance(result, DecodeError) and reason in result.reason
+
+
+def test_oversized_messages_are_rejected_unread():
+    result = decode("news", encode(NEWS), max_bytes=10)
+    assert isinstance(result, DecodeError) and "exceeds the 10-byte limit" in result.reason
+
+
+def test_news_store_grows_vocab_ignores_repeats_and_round_trips(tmp_path):
+    store = NewsStore(Vocab.build(["Q1"], ["sports"], ["golf"]))
+    assert store.add(NEWS) == ["Q2"]
+    assert store.add(NEWS) == []  # a replayed news item changes nothing
+    other = NewsRecord(news_id="N2", category="news", title="Storm", entities=("Q3",), time=200)
+    assert store.add(other) == ["Q3"]
+    assert store.vocab.get("entity", "Q1") == 1 and store.entity_sequence(0)[2:] == [1, store.vocab.get("entity", "Q2")]
+    store.snapshot(tmp_path, {"news:0": 5})
+    back, offsets = NewsStore.restore(tmp_path)
+    assert offsets == {"news:0": 5} and back.vocab == store.vocab and back.records == store.records
+    assert back.entity_first_seen == {"Q1": 100.0, "Q2": 100.0, "Q3": 200.0}
+    assert back.seqs_of(["N2", "N9"]).tolist() == [1, -1]
+
+
+def test_click_join_either_order_expiry_and_state():
+    joiner = ClickJoiner(window_s=100)
+    imp = ImpressionRecord(impression_id=1, user_id="U", time=10, history=("N0",), candidates=("N1", "N2"))
+    click = ClickRecord(impression_id=1, user_id="U", time=10, clicked=("N1",), shown=("N1", "N2"))
+    assert joiner.add(imp) is None and joiner.add(click) == Joined(imp, click)
+    late = ClickRecord(impression_id=2, user_id="U", time=20, clicked=(), shown=("N1",))
+    assert joiner.add(late) is None
+    restored = ClickJoiner.from_state(100, json.loads(json.dumps(joiner.state())))
+    assert restored.clicks == joiner.clicks
+    assert restored.expire(watermark=119) == 0 and restored.expire(watermark=121) == 1 and restored.expired == 1
+
+
+def test_click_rows_use_in_impression_negatives():
+    imp = ImpressionRecord(impression_id=1, user_id="U", time=1, history=("H1", "H2"), candidates=tuple(f"N{i}" for i in range(7)))
+    click = ClickRecord(impression_id=1, user_id="U", time=1, clicked=("N0", "N3"), shown=imp.candidates)
+    rows = click_rows([Joined(imp, click)], negatives=4, history_len=1, rng=np.random.default_rng(0))
+    assert [r[1][0] for r in rows] == ["N0", "N3"]
+    for hist, cands in rows:
+        assert hist == ["H2"] and len(set(cands[1:])) == 4 and not {"N0", "N3"} & set(cands[1:])
+    short = ClickRecord(impression_id=1, user_id="U", time=1, clicked=("N0",), shown=("N0", "N1", "N2"))
+    assert click_rows([Joined(imp, short)], 4, 5, np.random.default_rng(0)) == []
+
+
+@pytest.fixture()
+def small_model(tiny_encoder_path):
+    cfg = IP2Config(text_encoder=str(tiny_encoder_path), trainable_layers=0, max_title_len=12, news_dim=16, entity_dim=8,
+                    see_heads=2, see_ff=16, user_heads=4, history_len=5)
+    encoder = TitleEncoder(*load_hf(str(tiny_encoder_path)), trainable_layers=0, max_len=12)
+    torch.manual_seed(0)
+    return cfg, encoder
+
+
+def test_registry_merges_parts_keeps_the_longer_vocab_and_rolls_back(small_model, tmp_path):
+    cfg, encoder = small_model
+    vocab = Vocab.build(["Q1"], ["news"], ["newsus"])
+    base = build_model(cfg, encoder, len(vocab))
+    save_checkpoint(tmp_path / "base", base, cfg, vocab)
+    reg = Registry(tmp_path / "reg")
+    assert reg.publish(tmp_path / "base", ("all",), promote=True) == 1
+    # an entity learner grows the vocabulary and changes the entity tower
+    grown = Vocab.from_dict(vocab.to_dict())
+    grown.add("entity", "Q9")
+    see_model = build_model(cfg, encoder, len(grown))
+    save_checkpoint(tmp_path / "see", see_model, cfg, grown)
+    # a user learner changes only its towers, with the old vocabulary
+    user_model = load_checkpoint(tmp_path / "base", encoder=encoder).model
+    with torch.no_grad():
+        for p in user_model.user.parameters():
+            p.add_(1.0)
+    save_checkpoint(tmp_path / "user", user_model, cfg, vocab)
+    assert reg.publish(tmp_path / "see", ("entity",), note="1 new entity", promote=True) == 2
+    assert reg.publish(tmp_path / "user", ("user",), promote=True) == 3
+    merged = load_checkpoint(reg.get(3).path, encoder=encoder)
+    assert merged.vocab == grown  # the longer vocabulary wins
+    assert len(merged.model.news.entity.table) == len(grown)
+    for (name, a), b in zip(merged.model.user.named_parameters(), user_model.user.parameters()):
+        assert torch.equal(a, b), name
+    torch.testing.assert_close(merged.model.news.entity.table.weight, see_model.news.entity.table.weight)
+    assert [v.parent for v in reg.versions()] == [None, 1, 2] and reg.get(2).note == "1 new entity"
+    assert reg.promoted().version == 3 and reg.rollback() == 2 and reg.promoted().version == 2
+    with pytest.raises(RegistryError, match="no model version 7"):
+        reg.promote(7)
+    with pytest.raises(RegistryError, match="unknown model part"):
+        reg.publish(tmp_path / "user", ("weights",))
+
+
+def test_signature_update_grows_rows_and_moves_signatures_to_their_titles(small_model):
+    cfg, encoder = small_model
+    store = NewsStore(Vocab.build(["Q1"], ["sports", "news"], ["golf", "newsus"]))
+    for i, title in enumerate(["Rangers win the title", "Storm hits Denver", "Bank profits rise", "Chef opens bakery"]):
+        store.add(NewsRecord(news_id=f"N{i}", category="sports", subcategory="golf", title=title, entities=(f"Q{10 + i}",), time=i))
+    model = build_model(cfg, encoder, 2).eval()  # the table predates every entity above
+    feats = StoreFeatures(store, BottomCache(encoder))
+    updater = SignatureUpdater(model, OnlineConfig(see_steps=30, see_lr=1e-2), seed=0)
+    old_rows = model.news.entity.table.weight.detach().clone()
+    assert updater.grow_to(len(store.vocab)) == len(store.vocab) - 2
+    batch = feats.batch(range(4))
+
+    def alignment():
+        with torch.no_grad():
+            r_t, r_e = news_vectors(model.eval(), batch)
+        return torch.nn.functional.cosine_similarity(r_t, r_e).mean().item()
+
+    before = alignment()
+    updater.learn_many(batch)
+    assert alignment() > before and updater.updates == 1 and updater.last_loss is not None
+    assert torch.equal(model.news.entity.table.chunks[0].detach(), old_rows)  # rows not in the batch never move
