@@ -21,6 +21,7 @@ import time
 import numpy as np
 import ray
 
+from actors.loop import Loop
 from ip2_stream.data.vocab import Vocab
 from ip2_stream.metrics import StreamMetrics
 from ip2_stream.online.learners import ClickJoiner, Joined, NewsBatch, SignatureUpdater, UserTowerLearner
@@ -45,31 +46,7 @@ class RemoteFeatures:
         return ray.get(self.ingestor.batch.remote([int(s) for s in seqs]))
 
 
-class _Loop:
-    """A daemon thread calling ``self._tick()`` until stopped."""
-
-    def _start(self, name: str) -> None:
-        self._stop = threading.Event()
-        self.lock = threading.Lock()
-        self.error: str | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._tick()
-            except Exception as exc:  # keep the actor alive and visible in status()
-                logger.exception("%s tick failed", type(self).__name__)
-                self.error = f"{type(exc).__name__}: {exc}"
-                time.sleep(1.0)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-
-class SEEUpdater(_Loop):
+class SEEUpdater(Loop):
     """Incremental contrastive updates of the entity tower, published to the registry."""
 
     ROLE = "see"
@@ -112,7 +89,9 @@ class SEEUpdater(_Loop):
             self.cursor = info["end"]
             version = publish(self.registry, self.cfg, self.model, self.ckpt, vocab, ("entity",), self.ROLE,
                               {"cursor": self.cursor}, note=f"{len(waiting)} new entities",
-                              metrics={"see_loss": self.learner.last_loss, "new_entities": sorted(waiting)})
+                              metrics={"see_loss": self.learner.last_loss, "new_entities": sorted(waiting),
+                                       "fresh_alignment_before": self.learner.last_alignment[0],
+                                       "fresh_alignment_after": self.learner.last_alignment[1]})
         self.metrics.update_seconds.labels(self.ROLE).observe(time.perf_counter() - started)
         self.metrics.model_version.labels(self.ROLE).set(version)
         self.published.append(version)
@@ -125,7 +104,7 @@ class SEEUpdater(_Loop):
                 "table_rows": len(self.model.news.entity.table), **process_memory()}
 
 
-class UserTowerTrainer(_Loop):
+class UserTowerTrainer(Loop):
     """Joins impressions and clicks, fine-tunes the user towers, publishes the user part."""
 
     ROLE = "trainer"
@@ -141,13 +120,18 @@ class UserTowerTrainer(_Loop):
         self.ledger: list[int] = list(state.get("ledger", []))  # impression ids baked into the model
         self._trained = set(self.ledger)
         self.joiner = ClickJoiner.from_state(cfg.online.join_window_s, state.get("joiner", {}))
-        self.watermark = float(state.get("watermark", 0.0))
+        # event time of each partition; the watermark is the slowest one's (a fast partition
+        # must not expire impressions whose clicks wait in a slower one)
+        self.partition_time: dict[str, float] = dict(state.get("partition_time", {}))
         self.metrics = StreamMetrics()
         t = cfg.stream.topics
         self.consumer = ValidatingConsumer(cfg.stream, cfg.bootstrap, [t.impressions, t.clicks], "ip2-user-trainer", self.metrics)
         offsets = state.get("offsets", {})
         self.consumer.seek({(k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])): int(o) for k, o in offsets.items()})
         self.buffer: list[Joined] = []
+        self.lag: dict[str, int] = {}
+        self.partition_lags: dict[str, int | None] = {}
+        self._flush_requested, self._flushed = threading.Event(), threading.Event()
         self.skipped_replays = 0
         self.last_publish_mono = time.monotonic()
         self.last_publish: float | None = None
@@ -155,9 +139,20 @@ class UserTowerTrainer(_Loop):
         self._start("user-trainer")
 
     def _tick(self) -> None:
-        for c in self.consumer.poll(timeout_ms=100, max_records=1000):
+        # only this thread touches the consumer (kafka-python consumers are not thread-safe)
+        if self._flush_requested.is_set():
+            if self.buffer:
+                self._learn()
+            self._publish()
+            self._flush_requested.clear()
+            self._flushed.set()
+        consumed = self.consumer.poll(timeout_ms=100, max_records=1000)
+        self.lag = self.consumer.lag()
+        self.partition_lags = self.consumer.partition_lags()
+        for c in consumed:
             record = c.record
-            self.watermark = max(self.watermark, float(record.time))
+            key = f"{c.topic}:{c.partition}"
+            self.partition_time[key] = max(self.partition_time.get(key, 0.0), float(record.time))
             if record.impression_id in self._trained:
                 self.skipped_replays += 1
                 continue
@@ -191,7 +186,7 @@ class UserTowerTrainer(_Loop):
         positions = dict(self.consumer.positions)
         with self.lock:
             state = {"offsets": {f"{t}:{p}": o for (t, p), o in positions.items()}, "ledger": list(self.ledger),
-                     "joiner": self.joiner.state(), "watermark": self.watermark}
+                     "joiner": self.joiner.state(), "partition_time": self.partition_time}
             version = publish(self.registry, self.cfg, self.model, self.ckpt, self.ckpt.vocab, ("user",), self.ROLE, state,
                               note=f"user towers after {len(self.ledger)} impressions",
                               metrics={"train_loss": self.learner.last_loss, "steps": self.learner.steps})
@@ -201,21 +196,45 @@ class UserTowerTrainer(_Loop):
         self.seen_version = version
         self.last_publish = time.time()
 
-    def flush(self) -> int:
-        """Learn what is buffered and publish now; returns the version."""
-        if self.buffer:
-            self._learn()
-        self._publish()
+    def flush(self, timeout_s: float = 60.0) -> int:
+        """Learn what is buffered and publish (done by the loop thread); returns the version."""
+        self._flushed.clear()
+        self._flush_requested.set()
+        if not self._flushed.wait(timeout_s):
+            raise TimeoutError(f"the trainer did not publish within {timeout_s} s ({self.error})")
         return self.published[-1]
 
     def status(self) -> dict:
         return {"trained_impressions": len(self.ledger), "steps": self.learner.steps, "last_loss": self.learner.last_loss,
                 "pending_impressions": len(self.joiner.impressions), "pending_clicks": len(self.joiner.clicks),
-                "skipped_replays": self.skipped_replays, "lag": self.consumer.lag(), "published": self.published[-5:],
+                "expired": self.joiner.expired, "watermark": self.watermark,
+                "skipped_replays": self.skipped_replays, "lag": self.lag, "published": self.published[-5:],
                 "last_publish": self.last_publish, "error": self.error, **process_memory()}
+
+    @property
+    def watermark(self) -> float:
+        """Event time every partition has reached: the slowest partition's, ignoring empty ones;
+        -inf while some partition has not reported yet."""
+        times = []
+        for key, lag in self.partition_lags.items():
+            seen = self.partition_time.get(key)
+            if lag is None or (seen is None and lag > 0):
+                return float("-inf")
+            if seen is not None:
+                times.append(seen)
+        return min(times) if times else float("-inf")
 
     def ledger_ids(self) -> list[int]:
         return list(self.ledger)
+
+    def stop(self) -> None:
+        """Stop the loop, publish what was learned since the last version, close the consumer."""
+        super().stop()
+        if self.buffer:
+            self._learn()
+        if self.learner.steps or self.ledger:
+            self._publish()
+        self.consumer.close()
 
 
 class RegistryService:

@@ -11,12 +11,12 @@ and resumes from its offsets.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import numpy as np
 import ray
 
+from actors.loop import Loop
 from ip2_stream.data.vocab import Vocab
 from ip2_stream.metrics import StreamMetrics
 from ip2_stream.model.checkpoint import read_manifest
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 GROUP = "ip2-news-ingestor"
 
 
-class NewsIngestor:
+class NewsIngestor(Loop):
     """Keeps the news feature store fresh. Construct with ``ray.remote(NewsIngestor)`` (see ``actors.launch``)."""
 
     def __init__(self, cfg: LiveConfig) -> None:
@@ -52,31 +52,30 @@ class NewsIngestor:
         self.features = StoreFeatures(self.store, BottomCache(encoder, cache_dir=None))
         self.consumer = ValidatingConsumer(cfg.stream, cfg.bootstrap, [cfg.stream.topics.news], GROUP, self.metrics)
         self.consumer.seek({(t, int(p)): o for key, o in offsets.items() for t, p in [key.rsplit(":", 1)]})
-        self.lock = threading.Lock()
         self.last_update: float | None = None
+        self.lag: dict[str, int] = {}
         self.new_entities: list[tuple[str, float]] = []  # (entity, wall time seen), for freshness
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="news-ingestor", daemon=True)
-        self._thread.start()
+        self._last_snapshot = time.monotonic()
+        self._dirty = False
+        self._start("news-ingestor")
 
-    def _loop(self) -> None:
-        last_snapshot = time.monotonic()
-        dirty = False
-        while not self._stop.is_set():
-            consumed = self.consumer.poll(timeout_ms=100, max_records=500)
-            if consumed:
-                with self.lock:
-                    for c in consumed:
-                        for entity in self.store.add(c.record):
-                            self.new_entities.append((entity, time.time()))
-                            self.metrics.new_entities.inc()
-                    seqs = [self.store.index[c.record.news_id] for c in consumed]
-                    self.features.bottom.rows(self.store.titles(seqs), progress=False)  # encode titles now
-                    self.last_update = time.time()
-                dirty = True
-            if dirty and time.monotonic() - last_snapshot >= self.cfg.snapshot_period_s:
-                self._snapshot()
-                last_snapshot, dirty = time.monotonic(), False
+    def _tick(self) -> None:
+        # only this thread touches the consumer (kafka-python consumers are not thread-safe)
+        consumed = self.consumer.poll(timeout_ms=100, max_records=500)
+        self.lag = self.consumer.lag()
+        if consumed:
+            with self.lock:
+                for c in consumed:
+                    for entity in self.store.add(c.record):
+                        self.new_entities.append((entity, time.time()))
+                        self.metrics.new_entities.inc()
+                seqs = [self.store.index[c.record.news_id] for c in consumed]
+                self.features.bottom.rows(self.store.titles(seqs), progress=False)  # encode titles now
+                self.last_update = time.time()
+            self._dirty = True
+        if self._dirty and time.monotonic() - self._last_snapshot >= self.cfg.snapshot_period_s:
+            self._snapshot()
+            self._last_snapshot, self._dirty = time.monotonic(), False
 
     def _snapshot(self) -> None:
         positions = dict(self.consumer.positions)
@@ -102,20 +101,21 @@ class NewsIngestor:
 
     def status(self) -> dict:
         with self.lock:
-            return {"news": len(self.store), "vocab": len(self.store.vocab), "lag": self.consumer.lag(),
-                    "last_update": self.last_update, "dead_letters": _total(self.metrics.dead_letters), **process_memory()}
+            return {"news": len(self.store), "vocab": len(self.store.vocab), "lag": self.lag,
+                    "last_update": self.last_update, "dead_letters": _total(self.metrics.dead_letters), "error": self.error,
+                    **process_memory()}
 
     def entity_seen_at(self) -> dict[str, float]:
         with self.lock:
             return dict(self.new_entities)
 
     def flush(self) -> None:
-        """Snapshot now (tests and shutdown)."""
-        self._snapshot()
+        """Snapshot at the loop's next turn (tests and shutdown)."""
+        self._dirty = True
+        self._last_snapshot = float("-inf")
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        super().stop()
         self._snapshot()
         self.consumer.close()
 

@@ -14,11 +14,13 @@ grows: ids never change).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +74,20 @@ class Registry:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         (self.root / "versions").mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        if not (self.root / INDEX).exists():
-            _atomic_json(self.root / INDEX, {"versions": [], "promoted": None, "promotions": []})
+        self._thread_lock = threading.Lock()
+        with self._lock():
+            if not (self.root / INDEX).exists():
+                _atomic_json(self.root / INDEX, {"versions": [], "promoted": None, "promotions": []})
+
+    @contextmanager
+    def _lock(self):
+        """Exclusive across threads and processes (learner actors publish concurrently)."""
+        with self._thread_lock, open(self.root / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ reading
     def _index(self) -> dict:
@@ -98,6 +111,13 @@ class Registry:
         return self.get(number) if number is not None else None
 
     # ------------------------------------------------------------------ writing
+    def publish_if_empty(self, checkpoint: Path | str, note: str = "") -> int | None:
+        """Publish ``checkpoint`` whole and promote it, unless a version exists; returns it or None."""
+        with self._lock():
+            if self._index()["versions"]:
+                return None
+            return self._publish(Path(checkpoint), ("all",), None, None, note, True)
+
     def publish(self, checkpoint: Path | str, changed: tuple[str, ...], metrics: dict | None = None,
                 offsets: dict | None = None, note: str = "", promote: bool = False) -> int:
         """Register a new version from a checkpoint folder; returns its number.
@@ -106,50 +126,53 @@ class Registry:
         taken from ``checkpoint``; everything else comes from the latest version. ``("all",)``
         takes the checkpoint whole.
         """
-        checkpoint = Path(checkpoint)
-        manifest = read_manifest(checkpoint)
         unknown = [c for c in changed if c not in PARTS and c != "all"]
         if unknown:
             raise RegistryError(f"unknown model part(s) {unknown}; parts are {sorted(PARTS)} or 'all'")
-        with self._lock:
-            index = self._index()
-            latest = index["versions"][-1] if index["versions"] else None
-            number = (latest["version"] + 1) if latest else 1
-            target = self.root / "versions" / f"v{number:06d}"
-            staging = self.root / "versions" / f".staging-v{number:06d}"
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            state = load_file(str(checkpoint / WEIGHTS))
-            if latest is not None and "all" not in changed:
-                prefixes = tuple(p for c in changed for p in PARTS[c])
-                merged = load_file(str(Path(latest["path"]) / WEIGHTS))
-                for key, value in state.items():
-                    if key.startswith(prefixes) or key not in merged:
-                        merged[key] = value
-                state = merged
-            save_file(state, str(staging / WEIGHTS))
-            if latest is not None and "all" not in changed:
-                # vocabularies only grow (ids never change): the longer one covers both
-                previous = read_manifest(latest["path"])
-                if len(previous["vocab"]["tokens"]) > len(manifest["vocab"]["tokens"]):
-                    manifest = {**manifest, "vocab": previous["vocab"]}
-            manifest = {**manifest, "registry_version": number, "registry_parent": latest["version"] if latest else None}
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-            staging.replace(target)
-            entry = {"version": number, "parent": latest["version"] if latest else None, "changed": list(changed),
-                     "path": str(target), "published": time.time(), "metrics": metrics or {}, "offsets": offsets or {},
-                     "note": note}
-            index["versions"].append(entry)
-            if promote:
-                index["promotions"].append(number)
-                index["promoted"] = number
-            _atomic_json(self.root / INDEX, index)
+        with self._lock():
+            return self._publish(Path(checkpoint), changed, metrics, offsets, note, promote)
+
+    def _publish(self, checkpoint: Path, changed: tuple[str, ...], metrics: dict | None, offsets: dict | None,
+                 note: str, promote: bool) -> int:
+        manifest = read_manifest(checkpoint)
+        index = self._index()
+        latest = index["versions"][-1] if index["versions"] else None
+        number = (latest["version"] + 1) if latest else 1
+        target = self.root / "versions" / f"v{number:06d}"
+        staging = self.root / "versions" / f".staging-v{number:06d}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        state = load_file(str(checkpoint / WEIGHTS))
+        if latest is not None and "all" not in changed:
+            prefixes = tuple(p for c in changed for p in PARTS[c])
+            merged = load_file(str(Path(latest["path"]) / WEIGHTS))
+            for key, value in state.items():
+                if key.startswith(prefixes) or key not in merged:
+                    merged[key] = value
+            state = merged
+        save_file(state, str(staging / WEIGHTS))
+        if latest is not None and "all" not in changed:
+            # vocabularies only grow (ids never change): the longer one covers both
+            previous = read_manifest(latest["path"])
+            if len(previous["vocab"]["tokens"]) > len(manifest["vocab"]["tokens"]):
+                manifest = {**manifest, "vocab": previous["vocab"]}
+        manifest = {**manifest, "registry_version": number, "registry_parent": latest["version"] if latest else None}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        staging.replace(target)
+        entry = {"version": number, "parent": latest["version"] if latest else None, "changed": list(changed),
+                 "path": str(target), "published": time.time(), "metrics": metrics or {}, "offsets": offsets or {},
+                 "note": note}
+        index["versions"].append(entry)
+        if promote:
+            index["promotions"].append(number)
+            index["promoted"] = number
+        _atomic_json(self.root / INDEX, index)
         return number
 
     def promote(self, version: int) -> None:
         """Serve ``version`` from now on."""
         self.get(version)
-        with self._lock:
+        with self._lock():
             index = self._index()
             index["promotions"].append(version)
             index["promoted"] = version
@@ -157,7 +180,7 @@ class Registry:
 
     def rollback(self) -> int:
         """Promote the version promoted before the current one; returns it."""
-        with self._lock:
+        with self._lock():
             index = self._index()
             if len(index["promotions"]) < 2:
                 raise RegistryError("nothing to roll back to: fewer than two promotions so far")

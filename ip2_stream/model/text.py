@@ -20,7 +20,6 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -161,9 +160,9 @@ class TitleEncoder(nn.Module):
         """Identifies the frozen computation: model, config, frozen weights, depth, token length."""
         h = hashlib.sha1()
         h.update(json.dumps([str(self.model.name_or_path), self.model.config.to_json_string(), self.frozen_layers, self.max_len]).encode())
-        frozen = [p for n, p in self.model.named_parameters() if not p.requires_grad]
-        for p in frozen:
-            h.update(np.asarray([p.numel(), float(p.double().sum()), float(p.double().abs().sum())]).tobytes())
+        # raw bytes, not sums: a float reduction depends on the thread count (Ray workers use 1)
+        for p in (p for p in self.model.parameters() if not p.requires_grad):
+            h.update(p.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 
 

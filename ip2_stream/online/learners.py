@@ -104,6 +104,7 @@ class SignatureUpdater:
         self.optimizer = torch.optim.AdamW(params, lr=cfg.see_lr, weight_decay=0.0)
         self.updates = 0
         self.last_loss: float | None = None
+        self.last_alignment: tuple[float, float] | None = None  # fresh news, before and after the last update
 
     def grow_to(self, vocab_size: int) -> int:
         """Add table rows up to ``vocab_size``; returns how many were added."""
@@ -125,6 +126,8 @@ class SignatureUpdater:
         with torch.no_grad():
             t = self.model.news.title(torch.from_numpy(batch.bottom.astype(np.float32)), torch.from_numpy(batch.mask), dropout=False)
         ids = trimmed_entities(batch.entity_ids, len(self.model.news.entity.table))
+        fresh_rows = len(fresh.entity_ids)
+        before = self._alignment(t[:fresh_rows], ids[:fresh_rows])
         losses = []
         for _ in range(self.cfg.see_steps):
             g = self.model.news.entity(ids)  # [n, D]
@@ -138,6 +141,16 @@ class SignatureUpdater:
         self.model.eval()
         self.updates += 1
         self.last_loss = float(np.mean(losses))
+        self.last_alignment = (before, self._alignment(t[:fresh_rows], ids[:fresh_rows]))
+
+    @torch.no_grad()
+    def _alignment(self, t: torch.Tensor, ids: torch.Tensor) -> float:
+        """Mean cosine between title vectors and entity-tower vectors (eval mode)."""
+        was = self.model.training
+        self.model.eval()
+        g = self.model.news.entity(ids)
+        self.model.train(was)
+        return float(F.cosine_similarity(t, g).mean())
 
 
 # --------------------------------------------------------------------------------------

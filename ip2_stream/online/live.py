@@ -47,7 +47,7 @@ def bootstrap_registry(cfg: LiveConfig) -> Registry:
     if registry.latest() is None:
         if cfg.init_checkpoint is None:
             raise ValueError("the registry is empty and no init_checkpoint is configured")
-        registry.publish(cfg.init_checkpoint, changed=("all",), note=f"initial model from {cfg.init_checkpoint}", promote=True)
+        registry.publish_if_empty(cfg.init_checkpoint, note=f"initial model from {cfg.init_checkpoint}")
     return registry
 
 

@@ -47,6 +47,8 @@ class StreamConfig(BaseModel):
     # group joins stall about half the session timeout on the embedded broker: keep it short
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 2000
+    # a consumer that started before a topic's leaders were known refreshes its view this often
+    metadata_max_age_ms: int = 5000
 
     def schema_of(self, topic: str) -> Literal["news", "impression", "click"]:
         t = self.topics
@@ -65,7 +67,7 @@ def ensure_topics(cfg: StreamConfig, bootstrap: str) -> None:
         wanted = [NewTopic(name, t.partitions, 1) for name in (t.news, t.impressions, t.clicks, t.dead_letter) if name not in existing]
         if wanted:
             try:
-                admin.create_topics(wanted)
+                admin.create_topics(wanted, wait_for_metadata=True)  # leaders known before anyone reads
             except TopicAlreadyExistsError:
                 pass
     finally:
@@ -120,6 +122,7 @@ class ValidatingConsumer:
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=cfg.session_timeout_ms,
             heartbeat_interval_ms=cfg.heartbeat_interval_ms, max_partition_fetch_bytes=max(cfg.max_message_bytes * 4, 1 << 20),
+            metadata_max_age_ms=cfg.metadata_max_age_ms,
         )
         # one consumer per actor reads every partition: manual assignment (no group join, and a
         # restarted actor can seek to the offsets stored with its checkpoint at once)
@@ -174,6 +177,16 @@ class ValidatingConsumer:
             hw = self._consumer.highwater(TopicPartition(topic, part))
             if hw is not None:
                 out[topic] = out.get(topic, 0) + max(0, hw - pos)
+        return out
+
+    def partition_lags(self) -> dict[str, int | None]:
+        """``topic:partition`` -> messages behind the high watermark, for every assigned partition
+        (None while its high watermark is not known yet)."""
+        out: dict[str, int | None] = {}
+        for tp in self._consumer.assignment():
+            hw = self._consumer.highwater(tp)
+            pos = self.positions.get((tp.topic, tp.partition), 0)
+            out[f"{tp.topic}:{tp.partition}"] = None if hw is None else max(0, hw - pos)
         return out
 
     def commit(self, positions: dict[tuple[str, int], int] | None = None) -> None:
