@@ -28,7 +28,6 @@ from ip2_stream.online.learners import ClickJoiner, Joined, NewsBatch, Signature
 from ip2_stream.online.live import LiveConfig, bootstrap_registry, learner_state, load_version, process_memory, publish, refresh_part
 from ip2_stream.registry import Registry, VersionInfo
 from ip2_stream.stream.io import ValidatingConsumer
-from ip2_stream.stream.records import ClickRecord, ImpressionRecord
 
 logger = logging.getLogger(__name__)
 

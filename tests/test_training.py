@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from ip2_stream.model.ip2 import IP2Config
 from ip2_stream.train import pipeline

@@ -394,8 +394,7 @@ class _Generator:
         news = self.make_news(ent)
         interest, *links = self.make_users(ent)
         links = tuple(links)
-        N, U = len(news.nid), cfg.users
-        news_block = news.time // BLOCK
+        U = cfg.users
         # trending: log popularity of the news' primary entity, standardised per block
         lp = ent.log_pop.astype(np.float64)
         finite = np.isfinite(lp)

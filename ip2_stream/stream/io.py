@@ -148,14 +148,17 @@ class ValidatingConsumer:
         out: list[Consumed] = []
         for tp, messages in batches.items():
             schema = self.cfg.schema_of(tp.topic)
+            valid = 0
             for msg in messages:
                 result = decode(schema, msg.value, self.cfg.max_message_bytes)
                 if isinstance(result, DecodeError):
                     self._dead_letter(tp, msg, result)
                 else:
-                    self.metrics.consumed.labels(tp.topic).inc()
+                    valid += 1
                     out.append(Consumed(tp.topic, tp.partition, msg.offset, result))
-                self.positions[(tp.topic, tp.partition)] = msg.offset + 1
+            if messages:
+                self.positions[(tp.topic, tp.partition)] = messages[-1].offset + 1
+                self.metrics.consumed.labels(tp.topic).inc(valid)
             hw = self._consumer.highwater(tp)
             if hw is not None:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - self.positions[(tp.topic, tp.partition)]))

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from ip2_stream.data.dataset import Behaviors, Corpus
+from ip2_stream.data.dataset import Behaviors
 from ip2_stream.eval.metrics import rank_metrics
 from ip2_stream.model.ip2 import IP2Model
 from ip2_stream.train.features import NewsFeatures, encode_batch, history_matrix
