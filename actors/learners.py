@@ -79,18 +79,20 @@ class SEEUpdater(Loop):
         started = time.perf_counter()
         with self.lock:
             self.learner.grow_to(len(vocab))
-            fresh = self.features.batch(new_seqs[-256:])
+            fresh_seqs = new_seqs[-256:]
+            fresh = self.features.batch(fresh_seqs)
             replay = None
-            if self.cursor > 0 and self.cfg.online.see_replay:
-                old = self.rng.choice(self.cursor, size=min(self.cfg.online.see_replay, self.cursor), replace=False)
-                replay = self.features.batch(sorted(int(s) for s in old))
+            older = np.setdiff1d(np.arange(info["end"]), fresh_seqs)  # every known news item that is not fresh
+            if len(older) and self.cfg.online.see_replay:
+                pick = self.rng.choice(older, size=min(self.cfg.online.see_replay, len(older)), replace=False)
+                replay = self.features.batch(sorted(int(s) for s in pick))
             self.learner.learn_many(fresh, replay)
+            before, after = self.learner.last_alignment or (None, None)
             self.cursor = info["end"]
             version = publish(self.registry, self.cfg, self.model, self.ckpt, vocab, ("entity",), self.ROLE,
                               {"cursor": self.cursor}, note=f"{len(waiting)} new entities",
                               metrics={"see_loss": self.learner.last_loss, "new_entities": sorted(waiting),
-                                       "fresh_alignment_before": self.learner.last_alignment[0],
-                                       "fresh_alignment_after": self.learner.last_alignment[1]})
+                                       "fresh_alignment_before": before, "fresh_alignment_after": after})
         self.metrics.update_seconds.labels(self.ROLE).observe(time.perf_counter() - started)
         self.metrics.model_version.labels(self.ROLE).set(version)
         self.published.append(version)

@@ -151,3 +151,20 @@ def test_signature_update_grows_rows_and_moves_signatures_to_their_titles(small_
     updater.learn_many(batch)
     assert alignment() > before and updater.updates == 1 and updater.last_loss is not None
     assert torch.equal(model.news.entity.table.chunks[0].detach(), old_rows)  # rows not in the batch never move
+
+
+def test_store_snapshots_append_and_a_torn_tail_is_dropped(tmp_path):
+    store = NewsStore(Vocab())
+    store.add(NEWS)
+    store.snapshot(tmp_path)
+    store.add(NewsRecord(news_id="N2", category="news", title="Storm", time=200))
+    store.snapshot(tmp_path)
+    assert len((tmp_path / "news.jsonl").read_text().splitlines()) == 2  # appended, not rewritten twice
+    with open(tmp_path / "news.jsonl", "a") as handle:  # a crash after appending, before state.json
+        handle.write('{"news_id": "N3", "categ')
+    back, _ = NewsStore.restore(tmp_path)
+    assert [r.news_id for r in back.records] == ["N1", "N2"]
+    back.add(NewsRecord(news_id="N4", category="news", title="Later", time=300))
+    back.snapshot(tmp_path)
+    again, _ = NewsStore.restore(tmp_path)
+    assert [r.news_id for r in again.records] == ["N1", "N2", "N4"]

@@ -72,7 +72,7 @@ class SynthConfig(BaseModel):
     empty_history_rate: float = Field(0.03, ge=0, le=1)
     target_ctr: float = Field(0.04, gt=0, lt=1)
     topic_weight: float = 0.8
-    entity_weight: float = 2.5
+    entity_weight: float = 3.5
     trend_weight: float = 0.35
     freshness_per_day: float = 0.4
     interest_drift_per_day: float = Field(0.15, ge=0, le=1)

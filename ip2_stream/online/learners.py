@@ -121,6 +121,7 @@ class SignatureUpdater:
             np.concatenate([fresh.bottom, replay.bottom]), np.concatenate([fresh.mask, replay.mask]),
             np.concatenate([fresh.entity_ids, replay.entity_ids]))
         if len(batch.entity_ids) < 2:
+            self.last_alignment = None
             return  # in-batch InfoNCE needs at least one negative; wait for more news
         self.model.train()
         with torch.no_grad():

@@ -36,6 +36,7 @@ class NewsStore:
     records: list[NewsRecord] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
     entity_first_seen: dict[str, float] = field(default_factory=dict)
+    _persisted: int | None = field(default=None, repr=False)  # news already in news.jsonl
 
     def __len__(self) -> int:
         return len(self.records)
@@ -79,20 +80,31 @@ class NewsStore:
 
     # ------------------------------------------------------------------ persistence
     def snapshot(self, folder: Path | str, offsets: dict[str, int] | None = None) -> None:
-        """Write the store atomically (the state file is replaced last, so a crash leaves the old one)."""
+        """Persist the store; ``state.json`` (count, offsets) is replaced last, so a crash leaves the
+        previous snapshot valid.
+
+        ``news.jsonl`` is append-only: only news added since the last snapshot are written (after
+        a restore or a crash, lines past the recorded count are dropped first). The cost of a
+        snapshot grows with what is new, not with the size of the store.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tag = f"{os.getpid()}"
-        news_tmp = folder / f".news.jsonl.{tag}"
-        with open(news_tmp, "w", encoding="utf-8") as handle:
-            for r in self.records:
+        news_path = folder / "news.jsonl"
+        if self._persisted is None or not news_path.exists():
+            self._persisted = 0
+            news_path.write_text("", encoding="utf-8")
+        with open(news_path, "a", encoding="utf-8") as handle:
+            for r in self.records[self._persisted :]:
                 handle.write(r.model_dump_json() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._persisted = len(self.records)
+        tag = f"{os.getpid()}"
         vocab_tmp = folder / f".vocab.json.{tag}"
         self.vocab.save(vocab_tmp)
         state_tmp = folder / f".state.json.{tag}"
         state_tmp.write_text(json.dumps({"count": len(self.records), "offsets": offsets or {},
                                          "entity_first_seen": self.entity_first_seen}), encoding="utf-8")
-        news_tmp.replace(folder / "news.jsonl")
         vocab_tmp.replace(folder / "vocab.json")
         state_tmp.replace(folder / "state.json")
 
@@ -107,6 +119,10 @@ class NewsStore:
                 record = NewsRecord.model_validate_json(line)
                 store.index[record.news_id] = len(store.records)
                 store.records.append(record)
+        # drop lines a crash left past the recorded count, so appends continue from a clean file
+        with open(folder / "news.jsonl", "w", encoding="utf-8") as handle:
+            handle.writelines(r.model_dump_json() + "\n" for r in store.records)
+        store._persisted = len(store.records)
         store.entity_first_seen = {k: float(v) for k, v in state["entity_first_seen"].items()}
         return store, state["offsets"]
 
