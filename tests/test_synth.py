@@ -172,7 +172,7 @@ def _early_late_category_shift(root, cache):
 def test_user_interests_drift(tmp_path):
     base = dict(users=600, news=2500, impressions=9000, days=6, initial_entities=400, new_entities_per_day=20)
     generate(SynthConfig.from_preset("small", seed=3, **base, interest_drift_per_day=0.0), tmp_path / "still")
-    generate(SynthConfig.from_preset("small", seed=3, **base, interest_drift_per_day=0.3), tmp_path / "drift")
+    generate(SynthConfig.from_preset("small", seed=3, **base, interest_drift_per_day=0.5), tmp_path / "drift")
     still = _early_late_category_shift(tmp_path / "still", tmp_path / "c")
     drift = _early_late_category_shift(tmp_path / "drift", tmp_path / "c")
     assert drift > still + 0.03

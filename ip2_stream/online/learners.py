@@ -36,6 +36,7 @@ class OnlineConfig(BaseModel):
     see_min_new_entities: int = Field(1, ge=1, description="...and once this many new entities are waiting")
     see_steps: int = Field(8, ge=1)
     see_lr: float = 5e-3
+    see_new_row_lr: float = Field(5e-2, description="learning rate of newly grown entity rows (they start random)")
     see_replay: int = Field(64, ge=0, description="older news mixed into each SEE step")
     tau: float = 0.1
     user_lr: float = 1e-4
@@ -112,7 +113,7 @@ class SignatureUpdater:
         missing = vocab_size - len(table)
         if missing > 0:
             new = table.grow(missing)
-            self.optimizer.add_param_group({"params": [new], "lr": self.cfg.see_lr})
+            self.optimizer.add_param_group({"params": [new], "lr": self.cfg.see_new_row_lr})
         return max(missing, 0)
 
     def learn_many(self, fresh: NewsBatch, replay: NewsBatch | None = None) -> None:

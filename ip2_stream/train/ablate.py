@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from ip2_stream.errors import ConfigError
 from ip2_stream.eval.baselines import popularity_scores
 from ip2_stream.eval.report import evaluation_report
@@ -65,6 +67,7 @@ def _row(name: str, report: dict, extra: dict | None = None) -> dict:
 def _build(ws: Workspace, base: IP2Config, variant: Variant, seed: int) -> tuple[IP2Model, IP2Config]:
     cfg = base.model_copy(update=variant.model)
     if variant.builder == "nrms":
+        torch.manual_seed(seed)  # its init must not depend on the variants run before it
         return build_nrms(cfg, ws.encoder.clone()), cfg.model_copy(update={"towers": "title"})
     return new_model(ws, cfg, seed), cfg
 
