@@ -83,5 +83,6 @@ def run_demo(settings: Settings, out: Path) -> dict:
         "data": {role: {k: s[k] for k in ("impressions", "users", "news", "ctr")} for role, s in summary.items()},
         "dev_metrics": results,
         "seconds": round(time.perf_counter() - started, 1),
-        "not_yet": "the live Kafka/Ray loop, serving and the replay arrive with later issues",
+        "next": "run the live loop on this checkpoint: ip2-stream broker start; "
+                f"ip2-stream stream up --init {out / 'ip2-checkpoint'} (serving and the replay arrive with later issues)",
     }
