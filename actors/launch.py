@@ -10,12 +10,15 @@ import logging
 import os
 import time
 
-import ray
+# Ray reads this when imported: with it, a local cluster keeps every port on loopback
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from actors.learners import RegistryActor, SEEUpdaterActor, UserTowerTrainerActor
-from actors.news_ingestor import NewsIngestorActor
-from ip2_stream.online.live import LiveConfig, bootstrap_registry
-from ip2_stream.stream.io import ensure_topics
+import ray  # noqa: E402
+
+from actors.learners import RegistryActor, SEEUpdaterActor, UserTowerTrainerActor  # noqa: E402
+from actors.news_ingestor import NewsIngestorActor  # noqa: E402
+from ip2_stream.online.live import LiveConfig, bootstrap_registry  # noqa: E402
+from ip2_stream.stream.io import ensure_topics  # noqa: E402
 
 logger = logging.getLogger(__name__)
 NAMESPACE = "ip2-stream"
@@ -26,7 +29,6 @@ def connect(address: str | None = None) -> None:
     """Join the Ray cluster at ``address`` (or start a local one) in the project's namespace."""
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep every port on loopback locally
     if address:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     else:
