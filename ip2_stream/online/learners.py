@@ -36,7 +36,7 @@ class OnlineConfig(BaseModel):
     see_min_new_entities: int = Field(1, ge=1, description="...and once this many new entities are waiting")
     see_steps: int = Field(8, ge=1)
     see_lr: float = 5e-3
-    see_new_row_lr: float = Field(5e-2, description="learning rate of newly grown entity rows (they start random)")
+    see_new_row_lr: float | None = Field(None, description="learning rate of newly grown entity rows; None: see_lr")
     see_replay: int = Field(64, ge=0, description="older news mixed into each SEE step")
     tau: float = 0.1
     user_lr: float = 1e-4
@@ -113,7 +113,7 @@ class SignatureUpdater:
         missing = vocab_size - len(table)
         if missing > 0:
             new = table.grow(missing)
-            self.optimizer.add_param_group({"params": [new], "lr": self.cfg.see_new_row_lr})
+            self.optimizer.add_param_group({"params": [new], "lr": self.cfg.see_new_row_lr or self.cfg.see_lr})
         return max(missing, 0)
 
     def learn_many(self, fresh: NewsBatch, replay: NewsBatch | None = None) -> None:
@@ -133,8 +133,7 @@ class SignatureUpdater:
         losses = []
         for _ in range(self.cfg.see_steps):
             g = self.model.news.entity(ids)  # [n, D]
-            noisy_t = F.dropout(t, 0.1)
-            noisy_g = F.dropout(g, 0.1)
+            noisy_t, noisy_g = self._dropout(t), self._dropout(g)
             out = contrastive_losses(t, g, noisy_t, noisy_g, self.cfg.tau)
             self.optimizer.zero_grad()
             out["loss"].backward()
@@ -144,6 +143,11 @@ class SignatureUpdater:
         self.updates += 1
         self.last_loss = float(np.mean(losses))
         self.last_alignment = (before, self._alignment(t[:fresh_rows], ids[:fresh_rows]))
+
+    def _dropout(self, x: torch.Tensor, p: float = 0.1) -> torch.Tensor:
+        """Dropout drawn from this learner's own generator, so an update is repeatable."""
+        keep = (torch.rand(x.shape, generator=self.generator) >= p).to(x.dtype)
+        return x * keep / (1 - p)
 
     @torch.no_grad()
     def _alignment(self, t: torch.Tensor, ids: torch.Tensor) -> float:
