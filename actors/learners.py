@@ -27,7 +27,7 @@ from ip2_stream.metrics import StreamMetrics
 from ip2_stream.online.learners import ClickJoiner, Joined, NewsBatch, SignatureUpdater, UserTowerLearner
 from ip2_stream.online.live import LiveConfig, bootstrap_registry, learner_state, load_version, process_memory, publish, refresh_part
 from ip2_stream.registry import Registry, VersionInfo
-from ip2_stream.stream.io import ValidatingConsumer
+from ip2_stream.stream.io import ValidatingConsumer, offsets_from_json, offsets_to_json
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class UserTowerTrainer(Loop):
         t = cfg.stream.topics
         self.consumer = ValidatingConsumer(cfg.stream, cfg.bootstrap, [t.impressions, t.clicks], "ip2-user-trainer", self.metrics)
         offsets = state.get("offsets", {})
-        self.consumer.seek({(k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])): int(o) for k, o in offsets.items()})
+        self.consumer.seek(offsets_from_json(offsets))
         self.buffer: list[Joined] = []
         self.lag: dict[str, int] = {}
         self.partition_lags: dict[str, int | None] = {}
@@ -186,7 +186,7 @@ class UserTowerTrainer(Loop):
             self.ckpt, self.seen_version = fresh, latest.version
         positions = dict(self.consumer.positions)
         with self.lock:
-            state = {"offsets": {f"{t}:{p}": o for (t, p), o in positions.items()}, "ledger": list(self.ledger),
+            state = {"offsets": offsets_to_json(positions), "ledger": list(self.ledger),
                      "joiner": self.joiner.state(), "partition_time": self.partition_time}
             version = publish(self.registry, self.cfg, self.model, self.ckpt, self.ckpt.vocab, ("user",), self.ROLE, state,
                               note=f"user towers after {len(self.ledger)} impressions",

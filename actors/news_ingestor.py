@@ -25,7 +25,7 @@ from ip2_stream.model.text import BottomCache, TitleEncoder, load_hf
 from ip2_stream.online.learners import NewsBatch
 from ip2_stream.online.live import LiveConfig, bootstrap_registry, process_memory
 from ip2_stream.online.store import NewsStore, StoreFeatures
-from ip2_stream.stream.io import ValidatingConsumer
+from ip2_stream.stream.io import ValidatingConsumer, offsets_from_json, offsets_to_json
 
 logger = logging.getLogger(__name__)
 GROUP = "ip2-news-ingestor"
@@ -51,7 +51,7 @@ class NewsIngestor(Loop):
                                max_len=model_cfg.max_title_len)
         self.features = StoreFeatures(self.store, BottomCache(encoder, cache_dir=None))
         self.consumer = ValidatingConsumer(cfg.stream, cfg.bootstrap, [cfg.stream.topics.news], GROUP, self.metrics)
-        self.consumer.seek({(t, int(p)): o for key, o in offsets.items() for t, p in [key.rsplit(":", 1)]})
+        self.consumer.seek(offsets_from_json(offsets))
         self.last_update: float | None = None
         self.lag: dict[str, int] = {}
         self.new_entities: list[tuple[str, float]] = []  # (entity, wall time seen), for freshness
@@ -80,7 +80,7 @@ class NewsIngestor(Loop):
     def _snapshot(self) -> None:
         positions = dict(self.consumer.positions)
         with self.lock:
-            self.store.snapshot(self.folder, {f"{t}:{p}": o for (t, p), o in positions.items()})
+            self.store.snapshot(self.folder, offsets_to_json(positions))
         self.consumer.commit(positions)  # only after the state they produced is durable
 
     # ------------------------------------------------------------------ reads for learners and serving

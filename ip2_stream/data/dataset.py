@@ -114,6 +114,10 @@ class MindSplit:
             return None
         return self._load("relation_embedding.vec", "relation_vec", read_embedding_vec).table
 
+    @property
+    def has_truth(self) -> bool:
+        return (self.path / TRUTH_FILE).is_file()
+
     def truth(self) -> dict[int, np.ndarray] | None:
         """True click probabilities per impression (synthetic data only), or None."""
         path = self.path / TRUTH_FILE

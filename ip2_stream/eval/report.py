@@ -34,7 +34,7 @@ def evaluation_report(corpus: Corpus, role: str, scores: np.ndarray, name: str) 
                     "impressions_empty_history": int((~has_history).sum())}
     report["overall"] = rank_metrics(beh.cand_ptr, beh.labels, scores, mask=has_history).to_dict()
     oracle = None
-    if corpus.split_dirs[role].truth() is not None:
+    if corpus.split_dirs[role].has_truth:
         oracle = oracle_scores(corpus, role)
         report["oracle_auc"] = rank_metrics(beh.cand_ptr, beh.labels, oracle, mask=has_history).auc
     if "train" in corpus.splits and role != "train":

@@ -58,6 +58,20 @@ class StreamConfig(BaseModel):
         return mapping[topic]  # type: ignore[return-value]
 
 
+def offsets_to_json(positions: dict[tuple[str, int], int]) -> dict[str, int]:
+    """Partition offsets as a JSON object: ``{"topic:partition": offset}``."""
+    return {f"{topic}:{part}": offset for (topic, part), offset in positions.items()}
+
+
+def offsets_from_json(stored: dict[str, int]) -> dict[tuple[str, int], int]:
+    """Inverse of :func:`offsets_to_json`."""
+    out = {}
+    for key, offset in stored.items():
+        topic, _, part = key.rpartition(":")
+        out[(topic, int(part))] = int(offset)
+    return out
+
+
 def ensure_topics(cfg: StreamConfig, bootstrap: str) -> None:
     """Create the four topics if they do not exist yet."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ip2-admin")
