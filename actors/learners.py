@@ -88,11 +88,17 @@ class SEEUpdater(Loop):
                 replay = self.features.batch(sorted(int(s) for s in pick))
             self.learner.learn_many(fresh, replay)
             before, after = self.learner.last_alignment or (None, None)
+            drift = self.learner.last_drift
             self.cursor = info["end"]
             version = publish(self.registry, self.cfg, self.model, self.ckpt, vocab, ("entity",), self.ROLE,
                               {"cursor": self.cursor}, note=f"{len(waiting)} new entities",
                               metrics={"see_loss": self.learner.last_loss, "new_entities": sorted(waiting),
-                                       "fresh_alignment_before": before, "fresh_alignment_after": after})
+                                       "fresh_alignment_before": before, "fresh_alignment_after": after, "replay_drift": drift})
+        if after is not None:
+            self.metrics.see_fresh_alignment.labels("before").set(before)
+            self.metrics.see_fresh_alignment.labels("after").set(after)
+        if drift is not None:
+            self.metrics.see_replay_drift.set(drift)
         self.metrics.update_seconds.labels(self.ROLE).observe(time.perf_counter() - started)
         self.metrics.model_version.labels(self.ROLE).set(version)
         self.published.append(version)

@@ -4,11 +4,12 @@ model version that holds the entity's trained row, at the default SEE cadence.
 Runs the real path: embedded broker -> news-ingestion actor -> SEE-updater actor -> registry,
 on a local Ray, with the default model (all-MiniLM-L6-v2 title encoder, CPU profile) started
 from a fresh checkpoint of the `small` synthetic preset. Breaking news are sent one at a time.
-Also reports the peak memory of each actor. Usage:
+Also reports the peak memory of each actor, and per update the fresh news' title/signature
+cosine before and after the steps and the replay news' drift. Usage:
 
     python bench/freshness.py [--samples 12]
 
-Last line: {"median_s", "p90_s", "samples", "actor_peak_rss_mb", ...}; also
+Last line: {"median_s", "p90_s", "samples", "actor_peak_rss_mb", "fresh_alignment_improved", ...}; also
 bench/results/freshness.json. Reference points: Monolith syncs sparse parameters about once a
 minute; Ekko reports 2.4 s.
 """
@@ -73,7 +74,7 @@ def main() -> None:
             while ray.get(ingestor.status.remote())["news"] < len(news):
                 time.sleep(0.5)  # the SEE updater has nothing to do: these news carry no new entity
             registry = Registry(cfg.registry_dir)
-            delays = []
+            delays, alignment, drift = [], [], []
             for k in range(args.samples):
                 qid = f"Q90000{k:04d}"
                 rec = NewsRecord(news_id=f"NFRESH{k}", category="sports", subcategory="golf",
@@ -92,19 +93,25 @@ def main() -> None:
                         sys.exit(f"freshness: entity {qid} not published within {args.timeout} s")
                     time.sleep(0.02)
                 delays.append(time.perf_counter() - sent)
-                print(f"  {qid}: {delays[-1]:.2f} s -> version {latest.version}", flush=True)
+                m = latest.metrics
+                alignment.append((m["fresh_alignment_before"], m["fresh_alignment_after"]))
+                drift.append(m["replay_drift"])
+                print(f"  {qid}: {delays[-1]:.2f} s -> version {latest.version}; title/signature cosine "
+                      f"{alignment[-1][0]:.3f} -> {alignment[-1][1]:.3f}, replay drift {drift[-1]:.4f}", flush=True)
             memory = {"ingestor": ray.get(ingestor.status.remote())["peak_rss_mb"], "see_updater": ray.get(see.status.remote())["peak_rss_mb"]}
             for h in (see, ingestor):
                 ray.get(h.stop.remote())
             ray.shutdown()
         finally:
             broker.stop()
-    d = np.asarray(delays)
+    d, a = np.asarray(delays), np.asarray(alignment)
     finish("freshness", {
         "median_s": round(float(np.median(d)), 3), "p90_s": round(float(np.quantile(d, 0.9)), 3), "samples": len(d),
         "max_s": round(float(d.max()), 3), "see_period_s": cfg.online.see_period_s, "target_median_s": 5.0,
         "target_ratio": round(float(np.median(d)) / 5.0, 3), "actor_peak_rss_mb": memory,
         "actor_set_peak_rss_mb": round(sum(memory.values()), 1), "driver_peak_rss_mb": round(peak_rss_mb(), 1),
+        "fresh_alignment_before_mean": round(float(a[:, 0].mean()), 4), "fresh_alignment_after_mean": round(float(a[:, 1].mean()), 4),
+        "fresh_alignment_improved": int((a[:, 1] > a[:, 0]).sum()), "replay_drift_mean": round(float(np.mean(drift)), 5),
     })
 
 

@@ -12,6 +12,8 @@ CONSUMER_LAG = f"{PREFIX}_consumer_lag"
 MODEL_VERSION = f"{PREFIX}_model_version"
 UPDATE_SECONDS = f"{PREFIX}_update_seconds"
 NEW_ENTITIES = f"{PREFIX}_new_entities_total"
+SEE_FRESH_ALIGNMENT = f"{PREFIX}_see_fresh_alignment"
+SEE_REPLAY_DRIFT = f"{PREFIX}_see_replay_drift"
 
 
 class StreamMetrics:
@@ -29,3 +31,7 @@ class StreamMetrics:
         self.model_version = Gauge(MODEL_VERSION, "latest model version published", ["component"], registry=self.registry)
         self.update_seconds = Histogram(UPDATE_SECONDS, "duration of a model update", ["component"], registry=self.registry)
         self.new_entities = Counter(NEW_ENTITIES, "entities added to the vocabulary", registry=self.registry)
+        self.see_fresh_alignment = Gauge(SEE_FRESH_ALIGNMENT, "fresh news' mean title/signature cosine around the last SEE update",
+                                         ["when"], registry=self.registry)
+        self.see_replay_drift = Gauge(SEE_REPLAY_DRIFT, "replay news' mean 1 - cos(signature before, after) in the last SEE update",
+                                      registry=self.registry)

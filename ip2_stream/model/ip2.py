@@ -150,7 +150,9 @@ class GrowableEmbedding(nn.Module):
         rows: initial number of rows (padding included).
         dim: row width.
         max_norm: rows longer than this are scaled down at lookup.
-        init_std: standard deviation of the normal init of new rows.
+        init_std: standard deviation of the normal init of the first rows. Grown rows are random
+            directions of length ``max_norm`` (longer rows would be scaled down at lookup, and
+            so would their gradients: a new row must move at the optimizer's pace).
 
     Example:
         >>> table = GrowableEmbedding(5, 3)
@@ -174,8 +176,8 @@ class GrowableEmbedding(nn.Module):
     def grow(self, n: int) -> nn.Parameter:
         """Append ``n`` rows; returns the new parameter (add it to the optimizer)."""
         ref = self.chunks[0]
-        new = nn.Parameter(torch.randn(n, self.dim, device=ref.device, dtype=ref.dtype) * self.init_std,
-                           requires_grad=ref.requires_grad)
+        rows = F.normalize(torch.randn(n, self.dim, device=ref.device, dtype=ref.dtype), dim=-1) * self.max_norm
+        new = nn.Parameter(rows, requires_grad=ref.requires_grad)
         self.chunks.append(new)
         return new
 

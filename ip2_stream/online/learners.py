@@ -35,9 +35,11 @@ class OnlineConfig(BaseModel):
     see_period_s: float = Field(1.0, gt=0, description="SEE update at most this often")
     see_min_new_entities: int = Field(1, ge=1, description="...and once this many new entities are waiting")
     see_steps: int = Field(8, ge=1)
-    see_lr: float = 5e-3
-    see_new_row_lr: float | None = Field(None, description="learning rate of newly grown entity rows; None: see_lr")
+    see_lr: float = Field(3e-5, ge=0, description="learning rate of the SEE weights and known entity rows")
+    see_new_row_lr: float = Field(5e-2, ge=0, description="learning rate of newly grown entity rows")
     see_replay: int = Field(64, ge=0, description="older news mixed into each SEE step")
+    see_align_weight: float = Field(1.0, ge=0, description="weight of the fresh news' title alignment term")
+    see_anchor_weight: float = Field(1.0, ge=0, description="weight of the replay news' stay-where-you-were term")
     tau: float = 0.1
     user_lr: float = 1e-4
     user_batch: int = Field(32, ge=1)
@@ -54,6 +56,10 @@ class NewsBatch:
     bottom: np.ndarray  # [n, T, H] frozen-bottom title states (float16)
     mask: np.ndarray  # [n, T] token mask
     entity_ids: np.ndarray  # [n, S] entity sequences, 0-padded
+
+    def title_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(bottom [n, T, H] float32, mask [n, T])`` as tensors (copies: arrays from Ray are read-only)."""
+        return torch.from_numpy(self.bottom.astype(np.float32)), torch.tensor(self.mask)
 
 
 class FeatureSource(Protocol):
@@ -77,9 +83,7 @@ def trimmed_entities(entity_ids: np.ndarray, rows: int) -> torch.Tensor:
 
 def news_vectors(model: IP2Model, batch: NewsBatch, title_dropout: bool = False):
     """``(r_t, r_e)`` [n, D] of a :class:`NewsBatch`."""
-    has_title = model.news.title is not None
-    bottom = torch.from_numpy(batch.bottom.astype(np.float32)) if has_title else None
-    mask = torch.from_numpy(batch.mask) if has_title else None
+    bottom, mask = batch.title_inputs() if model.news.title is not None else (None, None)
     ids = trimmed_entities(batch.entity_ids, len(model.news.entity.table)) if model.news.entity is not None else None
     return model.news(bottom, mask, ids, title_dropout=title_dropout)
 
@@ -105,7 +109,8 @@ class SignatureUpdater:
         self.optimizer = torch.optim.AdamW(params, lr=cfg.see_lr, weight_decay=0.0)
         self.updates = 0
         self.last_loss: float | None = None
-        self.last_alignment: tuple[float, float] | None = None  # fresh news, before and after the last update
+        self.last_alignment: tuple[float, float] | None = None  # fresh news' mean cos(r_t, r_e), before and after
+        self.last_drift: float | None = None  # replay news' mean 1 - cos(r_e before, r_e after)
 
     def grow_to(self, vocab_size: int) -> int:
         """Add table rows up to ``vocab_size``; returns how many were added."""
@@ -113,50 +118,59 @@ class SignatureUpdater:
         missing = vocab_size - len(table)
         if missing > 0:
             new = table.grow(missing)
-            self.optimizer.add_param_group({"params": [new], "lr": self.cfg.see_new_row_lr or self.cfg.see_lr})
+            self.optimizer.add_param_group({"params": [new], "lr": self.cfg.see_new_row_lr})
         return max(missing, 0)
 
     def learn_many(self, fresh: NewsBatch, replay: NewsBatch | None = None) -> None:
-        """``see_steps`` contrastive steps on ``fresh`` news (plus ``replay``); title tower fixed."""
+        """``see_steps`` steps on ``fresh`` news plus ``replay`` news; the title tower stays fixed.
+
+        The loss is the stage-1 contrastive loss over the whole batch, plus
+        ``see_align_weight`` x (1 - cos(r_e, r_t)) over the fresh news (a new entity has a single
+        positive, its own title, and InfoNCE alone may lower that item's cosine while raising its
+        margin over the other titles), plus ``see_anchor_weight`` x (1 - cos(r_e, r_e before the
+        update)) over the replay news, so the signatures of known news stay where the ranker
+        and the user towers learned them. New rows learn at ``see_new_row_lr``, everything else
+        at the much smaller ``see_lr``.
+
+        Steps run with the encoder's own dropout off (eval mode): through 0.5 transformer
+        dropout the gradient of a lone fresh item is mostly noise. The contrastive noise comes
+        from dropout copies drawn from this learner's generator, so an update is repeatable.
+        """
         batch = fresh if replay is None or not len(replay.entity_ids) else NewsBatch(
             np.concatenate([fresh.bottom, replay.bottom]), np.concatenate([fresh.mask, replay.mask]),
             np.concatenate([fresh.entity_ids, replay.entity_ids]))
         if len(batch.entity_ids) < 2:
-            self.last_alignment = None
+            self.last_alignment = self.last_drift = None
             return  # in-batch InfoNCE needs at least one negative; wait for more news
-        self.model.train()
         with torch.no_grad():
-            t = self.model.news.title(torch.from_numpy(batch.bottom.astype(np.float32)), torch.from_numpy(batch.mask), dropout=False)
+            t = self.model.news.title(*batch.title_inputs(), dropout=False)
         ids = trimmed_entities(batch.entity_ids, len(self.model.news.entity.table))
-        fresh_rows = len(fresh.entity_ids)
-        before = self._alignment(t[:fresh_rows], ids[:fresh_rows])
+        n = len(fresh.entity_ids)  # rows [0, n) are fresh, the rest replay
+        self.model.eval()
+        with torch.no_grad():
+            g_before = self.model.news.entity(ids)  # [B, D]
         losses = []
         for _ in range(self.cfg.see_steps):
-            g = self.model.news.entity(ids)  # [n, D]
-            noisy_t, noisy_g = self._dropout(t), self._dropout(g)
-            out = contrastive_losses(t, g, noisy_t, noisy_g, self.cfg.tau)
+            g = self.model.news.entity(ids)  # [B, D]
+            out = contrastive_losses(t, g, self._dropout(t), self._dropout(g), self.cfg.tau)
+            loss = out["loss"] + self.cfg.see_align_weight * (1 - F.cosine_similarity(g[:n], t[:n])).mean()
+            if len(g) > n:
+                loss = loss + self.cfg.see_anchor_weight * (1 - F.cosine_similarity(g[n:], g_before[n:])).mean()
             self.optimizer.zero_grad()
-            out["loss"].backward()
+            loss.backward()
             self.optimizer.step()
-            losses.append(float(out["loss"].detach()))
-        self.model.eval()
+            losses.append(float(loss.detach()))
+        with torch.no_grad():
+            g_after = self.model.news.entity(ids)
         self.updates += 1
         self.last_loss = float(np.mean(losses))
-        self.last_alignment = (before, self._alignment(t[:fresh_rows], ids[:fresh_rows]))
+        self.last_alignment = (float(F.cosine_similarity(t[:n], g_before[:n]).mean()), float(F.cosine_similarity(t[:n], g_after[:n]).mean()))
+        self.last_drift = float(1 - F.cosine_similarity(g_before[n:], g_after[n:]).mean()) if len(ids) > n else None
 
     def _dropout(self, x: torch.Tensor, p: float = 0.1) -> torch.Tensor:
         """Dropout drawn from this learner's own generator, so an update is repeatable."""
         keep = (torch.rand(x.shape, generator=self.generator) >= p).to(x.dtype)
         return x * keep / (1 - p)
-
-    @torch.no_grad()
-    def _alignment(self, t: torch.Tensor, ids: torch.Tensor) -> float:
-        """Mean cosine between title vectors and entity-tower vectors (eval mode)."""
-        was = self.model.training
-        self.model.eval()
-        g = self.model.news.entity(ids)
-        self.model.train(was)
-        return float(F.cosine_similarity(t, g).mean())
 
 
 # --------------------------------------------------------------------------------------
