@@ -43,7 +43,10 @@ def _handle(name: str):
 
 
 def up(cfg: LiveConfig, detached: bool = True) -> dict:
-    """Create the topics and the four actors (reusing any that already run); returns their names."""
+    """Create the topics and the four actors (reusing any that already run); returns their handles.
+
+    Keep the handles when ``detached`` is False: such actors die with their last handle.
+    """
     ensure_topics(cfg.stream, cfg.bootstrap)
     bootstrap_registry(cfg)  # version 1 exists before any learner starts
     lifetime = "detached" if detached else None
@@ -54,7 +57,7 @@ def up(cfg: LiveConfig, detached: bool = True) -> dict:
     see = SEEUpdaterActor.options(name=NAMES["see"], **opts).remote(cfg, ingestor)
     trainer = UserTowerTrainerActor.options(name=NAMES["trainer"], **opts).remote(cfg, ingestor)
     ray.get([registry.latest.remote(), see.status.remote(), trainer.status.remote()])
-    return dict(NAMES)
+    return {"registry": registry, "ingestor": ingestor, "see": see, "trainer": trainer}
 
 
 def handles() -> dict:
@@ -84,10 +87,12 @@ def status() -> dict:
 def down() -> list[str]:
     """Stop every actor (after a last snapshot where possible); returns the names stopped."""
     stopped = []
-    for key, h in handles().items():
+    running = handles()
+    for key in ("trainer", "see", "ingestor", "registry"):  # the learners' last step reads the ingestor
+        h = running[key]
         if h is None:
             continue
-        if key in ("ingestor", "see", "trainer"):
+        if key != "registry":
             try:
                 ray.get(h.stop.remote(), timeout=30)
             except Exception as exc:

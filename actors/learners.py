@@ -250,6 +250,10 @@ class RegistryService:
     def __init__(self, cfg: LiveConfig) -> None:
         self.registry: Registry = bootstrap_registry(cfg)
 
+    def status(self) -> dict:
+        latest = self.registry.latest()
+        return {"latest": latest.version if latest else None, **process_memory()}
+
     def versions(self) -> list[dict]:
         return [v.__dict__ for v in self.registry.versions()]
 

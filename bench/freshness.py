@@ -1,13 +1,15 @@
 """Entity freshness: seconds from publishing a news item with a brand-new entity to a published
 model version that holds the entity's trained row, at the default SEE cadence.
 
-Runs the real path: embedded broker -> news-ingestion actor -> SEE-updater actor -> registry,
-on a local Ray, with the default model (all-MiniLM-L6-v2 title encoder, CPU profile) started
-from a fresh checkpoint of the `small` synthetic preset. Breaking news are sent one at a time.
-Also reports the peak memory of each actor, and per update the fresh news' title/signature
-cosine before and after the steps and the replay news' drift. Usage:
+Runs the real path: embedded broker -> the whole actor set of `ip2-stream stream up` (news
+ingestion, SEE updater, user-tower trainer, registry) on a local Ray, with the default model
+(all-MiniLM-L6-v2 title encoder, CPU profile) started from a fresh checkpoint of the `small`
+synthetic preset. Unless --idle, the train split's impressions and clicks are published first,
+so the user-tower trainer trains on the same 2 cores while breaking news are sent one at a
+time. Also reports the peak memory of each actor, and per update the fresh news'
+title/signature cosine before and after the steps and the replay news' drift. Usage:
 
-    python bench/freshness.py [--samples 12]
+    python bench/freshness.py [--samples 12] [--idle]
 
 Last line: {"median_s", "p90_s", "samples", "actor_peak_rss_mb", "fresh_alignment_improved", ...}; also
 bench/results/freshness.json. Reference points: Monolith syncs sparse parameters about once a
@@ -32,21 +34,20 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=12)
     parser.add_argument("--preset", default="small")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one entity")
+    parser.add_argument("--idle", action="store_true", help="no click stream: the user-tower trainer waits")
     args = parser.parse_args()
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     import numpy as np
     import ray
 
     from actors import launch
-    from actors.learners import SEEUpdaterActor
-    from actors.news_ingestor import NewsIngestorActor
     from ip2_stream.data.synth import SynthConfig, generate
     from ip2_stream.model.checkpoint import read_manifest, save_checkpoint
     from ip2_stream.model.ip2 import IP2Config
     from ip2_stream.online.live import LiveConfig
     from ip2_stream.registry import Registry
     from ip2_stream.stream.broker import EmbeddedBroker
-    from ip2_stream.stream.io import RecordProducer, ensure_topics
+    from ip2_stream.stream.io import RecordProducer
     from ip2_stream.stream.mind_events import MindEvents
     from ip2_stream.stream.records import NewsRecord
     from ip2_stream.train.pipeline import new_model, open_workspace
@@ -61,18 +62,24 @@ def main() -> None:
         state = broker.start()
         try:
             cfg = LiveConfig(state_dir=tmp / "live", init_checkpoint=tmp / "init", bootstrap=state.bootstrap)
-            ensure_topics(cfg.stream, cfg.bootstrap)
             launch.connect(None)
-            ingestor = NewsIngestorActor.remote(cfg)
-            see = SEEUpdaterActor.remote(cfg, ingestor)
+            actors = launch.up(cfg, detached=False)
             producer = RecordProducer(cfg.bootstrap)
-            news = list(MindEvents(ws.corpus).news())
+            events = MindEvents(ws.corpus)
+            news = list(events.news())
             for rec in news:
                 producer.send(cfg.stream.topics.news, rec.news_id, rec)
             producer.flush()
             print(f"ingesting {len(news)} news ...", flush=True)
-            while ray.get(ingestor.status.remote())["news"] < len(news):
+            while ray.get(actors["ingestor"].status.remote())["news"] < len(news):
                 time.sleep(0.5)  # the SEE updater has nothing to do: these news carry no new entity
+            impressions = 0 if args.idle else len(ws.corpus.splits["train"])
+            for i in range(impressions):
+                imp, click = events.impression("train", i)
+                producer.send(cfg.stream.topics.impressions, imp.user_id, imp)
+                producer.send(cfg.stream.topics.clicks, click.user_id, click)
+            producer.flush()
+            print(f"published {impressions} impressions and their clicks for the user-tower trainer", flush=True)
             registry = Registry(cfg.registry_dir)
             delays, alignment, drift = [], [], []
             for k in range(args.samples):
@@ -83,9 +90,9 @@ def main() -> None:
                 sent = time.perf_counter()
                 producer.send(cfg.stream.topics.news, rec.news_id, rec)
                 producer.flush()
-                while True:
-                    latest = registry.latest()
-                    if qid in (latest.metrics or {}).get("new_entities", []):
+                while True:  # the trainer publishes too: look at every version, newest first
+                    latest = next((v for v in reversed(registry.versions()) if qid in (v.metrics or {}).get("new_entities", [])), None)
+                    if latest is not None:
                         vocab_tokens = read_manifest(latest.path)["vocab"]["tokens"]
                         assert ["entity", qid] in vocab_tokens
                         break
@@ -98,9 +105,10 @@ def main() -> None:
                 drift.append(m["replay_drift"])
                 print(f"  {qid}: {delays[-1]:.2f} s -> version {latest.version}; title/signature cosine "
                       f"{alignment[-1][0]:.3f} -> {alignment[-1][1]:.3f}, replay drift {drift[-1]:.4f}", flush=True)
-            memory = {"ingestor": ray.get(ingestor.status.remote())["peak_rss_mb"], "see_updater": ray.get(see.status.remote())["peak_rss_mb"]}
-            for h in (see, ingestor):
-                ray.get(h.stop.remote())
+            status = {name: ray.get(h.status.remote()) for name, h in actors.items()}
+            memory = {name: s["peak_rss_mb"] for name, s in status.items()}
+            trained = status["trainer"]["trained_impressions"]
+            launch.down()
             ray.shutdown()
         finally:
             broker.stop()
@@ -112,6 +120,7 @@ def main() -> None:
         "actor_set_peak_rss_mb": round(sum(memory.values()), 1), "driver_peak_rss_mb": round(peak_rss_mb(), 1),
         "fresh_alignment_before_mean": round(float(a[:, 0].mean()), 4), "fresh_alignment_after_mean": round(float(a[:, 1].mean()), 4),
         "fresh_alignment_improved": int((a[:, 1] > a[:, 0]).sum()), "replay_drift_mean": round(float(np.mean(drift)), 5),
+        "click_load": not args.idle, "impressions_published": impressions, "impressions_trained": trained,
     })
 
 

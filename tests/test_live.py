@@ -224,3 +224,17 @@ def _status(handle):
         return ray.get(handle.status.remote(), timeout=5)
     except Exception:
         return None
+
+
+def test_stream_up_runs_the_actor_set_until_down(ray_local, broker, init_ckpt, tmp_path):
+    cfg = live_config(tmp_path, broker, init_ckpt, "t4")
+    actors = launch.up(cfg, detached=False)  # as `ip2-stream stream up` in the foreground
+    assert set(actors) == set(launch.NAMES)
+    assert launch.up(cfg, detached=False).keys() == actors.keys()  # a second `up` reuses the running actors
+    time.sleep(1.0)  # the actors outlive the call that made them while their handles live
+    status = launch.status()
+    for key in launch.NAMES:
+        assert status[key] is not None and status[key].get("error") is None, (key, status[key])
+    assert status["registry"]["latest"]["version"] == 1 and status["ingestor"]["news"] == 0
+    assert sorted(launch.down()) == sorted(launch.NAMES.values())
+    assert all(h is None for h in launch.handles().values())

@@ -275,8 +275,8 @@ def stream_up(
 
     cfg = _live_config(ctx, bootstrap_servers, address, init)
     launch.connect(cfg.ray_address)
-    names = launch.up(cfg, detached=cfg.ray_address is not None)
-    emit_json({"actors": names, "bootstrap_servers": cfg.bootstrap, "state_dir": str(cfg.state_dir)})
+    actors = launch.up(cfg, detached=cfg.ray_address is not None)  # in the foreground they live while these handles do
+    emit_json({"actors": {k: launch.NAMES[k] for k in actors}, "bootstrap_servers": cfg.bootstrap, "state_dir": str(cfg.state_dir)})
     if cfg.ray_address is None:
         typer.echo("running in the foreground; Ctrl-C stops the actors", err=True)
         try:
