@@ -15,6 +15,7 @@ restarted by Ray resumes where its last published version left off.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 
@@ -214,7 +215,7 @@ class UserTowerTrainer(Loop):
     def status(self) -> dict:
         return {"trained_impressions": len(self.ledger), "steps": self.learner.steps, "last_loss": self.learner.last_loss,
                 "pending_impressions": len(self.joiner.impressions), "pending_clicks": len(self.joiner.clicks),
-                "expired": self.joiner.expired, "watermark": self.watermark,
+                "expired": self.joiner.expired, "watermark": self.watermark if math.isfinite(self.watermark) else None,
                 "skipped_replays": self.skipped_replays, "lag": self.lag, "published": self.published[-5:],
                 "last_publish": self.last_publish, "error": self.error, **process_memory()}
 

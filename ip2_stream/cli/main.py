@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -263,6 +264,10 @@ def _live_config(ctx: typer.Context, bootstrap_servers: Optional[str], address: 
     return cfg.model_copy(update={"bootstrap": bootstrap})
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 @stream_app.command("up")
 def stream_up(
     ctx: typer.Context,
@@ -278,13 +283,16 @@ def stream_up(
     actors = launch.up(cfg, detached=cfg.ray_address is not None)  # in the foreground they live while these handles do
     emit_json({"actors": {k: launch.NAMES[k] for k in actors}, "bootstrap_servers": cfg.bootstrap, "state_dir": str(cfg.state_dir)})
     if cfg.ray_address is None:
-        typer.echo("running in the foreground; Ctrl-C stops the actors", err=True)
+        typer.echo("running in the foreground; Ctrl-C (or SIGTERM) stops the actors", err=True)
+        signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: the same clean shutdown
+        signal.signal(signal.SIGINT, _interrupt)  # also when started in the background, where SIGINT is ignored
         try:
             while True:
                 time.sleep(10)
                 logger.info("status: %s", json.dumps(launch.status(), default=str))
         except KeyboardInterrupt:
-            launch.down()
+            typer.echo("stopping the actors (learners publish what they learned) ...", err=True)
+            emit_json({"stopped": launch.down()})
 
 
 @stream_app.command("status")
