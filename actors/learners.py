@@ -25,7 +25,7 @@ import ray
 from actors.loop import Loop
 from ip2_stream.data.vocab import Vocab
 from ip2_stream.metrics import StreamMetrics
-from ip2_stream.online.learners import ClickJoiner, Joined, NewsBatch, SignatureUpdater, UserTowerLearner
+from ip2_stream.online.learners import ClickJoiner, Joined, NewsBatch, SignatureUpdater, UserTowerLearner, see_batches, see_summary
 from ip2_stream.online.live import LiveConfig, bootstrap_registry, learner_state, load_version, process_memory, publish, refresh_part
 from ip2_stream.registry import Registry, VersionInfo
 from ip2_stream.stream.io import ValidatingConsumer, offsets_from_json, offsets_to_json
@@ -80,31 +80,27 @@ class SEEUpdater(Loop):
         started = time.perf_counter()
         with self.lock:
             self.learner.grow_to(len(vocab))
-            fresh_seqs = new_seqs[-256:]
-            fresh = self.features.batch(fresh_seqs)
-            replay = None
-            older = np.setdiff1d(np.arange(info["end"]), fresh_seqs)  # every known news item that is not fresh
-            if len(older) and self.cfg.online.see_replay:
-                pick = self.rng.choice(older, size=min(self.cfg.online.see_replay, len(older)), replace=False)
-                replay = self.features.batch(sorted(int(s) for s in pick))
-            self.learner.learn_many(fresh, replay)
-            before, after = self.learner.last_alignment or (None, None)
-            drift = self.learner.last_drift
+            stats = []  # per batch learned from: fresh count, alignment before/after, replay drift, loss
+            for fresh_seqs, replay_seqs in see_batches(new_seqs, info["end"], self.cfg.online, self.rng):
+                replay = self.features.batch(replay_seqs) if replay_seqs else None
+                self.learner.learn_many(self.features.batch(fresh_seqs), replay)
+                if self.learner.last_alignment is not None:
+                    stats.append((len(fresh_seqs), *self.learner.last_alignment, self.learner.last_drift, self.learner.last_loss))
             self.cursor = info["end"]
+            summary = see_summary(stats)
             version = publish(self.registry, self.cfg, self.model, self.ckpt, vocab, ("entity",), self.ROLE,
                               {"cursor": self.cursor}, note=f"{len(waiting)} new entities",
-                              metrics={"see_loss": self.learner.last_loss, "new_entities": sorted(waiting),
-                                       "fresh_alignment_before": before, "fresh_alignment_after": after, "replay_drift": drift})
-        if after is not None:
-            self.metrics.see_fresh_alignment.labels("before").set(before)
-            self.metrics.see_fresh_alignment.labels("after").set(after)
-        if drift is not None:
-            self.metrics.see_replay_drift.set(drift)
+                              metrics={"new_entities": sorted(waiting), "fresh_news": sum(row[0] for row in stats), **summary})
+        if summary["fresh_alignment_after"] is not None:
+            self.metrics.see_fresh_alignment.labels("before").set(summary["fresh_alignment_before"])
+            self.metrics.see_fresh_alignment.labels("after").set(summary["fresh_alignment_after"])
+        if summary["replay_drift"] is not None:
+            self.metrics.see_replay_drift.set(summary["replay_drift"])
         self.metrics.update_seconds.labels(self.ROLE).observe(time.perf_counter() - started)
         self.metrics.model_version.labels(self.ROLE).set(version)
         self.published.append(version)
         self.last_publish = time.time()
-        logger.info("SEE update: %d new entities -> version %d (loss %.4f)", len(waiting), version, self.learner.last_loss or 0)
+        logger.info("SEE update: %d new entities in %d news -> version %d (%s)", len(waiting), len(new_seqs), version, summary)
 
     def status(self) -> dict:
         return {"cursor": self.cursor, "updates": self.learner.updates, "last_loss": self.learner.last_loss,

@@ -92,7 +92,7 @@ def title_entity_cosine(ckpt_path, ingestor, news_id) -> float:
 
 
 def test_a_brand_new_entity_gets_its_row_within_seconds(ray_local, broker, init_ckpt, corpus, tmp_path):
-    cfg = live_config(tmp_path, broker, init_ckpt, "t1")
+    cfg = live_config(tmp_path, broker, init_ckpt, "t1", see_max_fresh=10)
     ingestor = NewsIngestorActor.remote(cfg)
     see = SEEUpdaterActor.remote(cfg, ingestor)
     producer = RecordProducer(cfg.bootstrap)
@@ -103,6 +103,13 @@ def test_a_brand_new_entity_gets_its_row_within_seconds(ray_local, broker, init_
              lambda: (corpus.num_news, ray.get(ingestor.status.remote()), ray.get(see.status.remote())))
     registry = Registry(cfg.registry_dir)
     before_version = wait_for(lambda: ray.get(see.status.remote())["cursor"] == corpus.num_news and registry.latest(), 30, "SEE catch-up")
+    # the catch-up (one or more versions) learned every news item with an entity the initial
+    # model lacks, once, in batches of at most 10
+    init_vocab = load_checkpoint(init_ckpt).vocab
+    backlog = [r for r in MindEvents(corpus).news() if any(("entity", e) not in init_vocab for e in r.entities)]
+    catch_up = [v.metrics for v in registry.versions() if v.changed == ("entity",)]
+    assert len(backlog) > 10 and sum(m["fresh_news"] for m in catch_up) == len(backlog)
+    assert all(m["fresh_alignment_after"] > m["fresh_alignment_before"] for m in catch_up), catch_up
     breaking = NewsRecord(news_id="NBREAK1", category="sports", subcategory="golf", title="Zorvath Kellan wins stunning playoff",
                           entities=("Q987654321",), entity_labels=("Zorvath Kellan",), time=2_000_000_000)
     sent = time.monotonic()

@@ -13,7 +13,8 @@ from ip2_stream.data.vocab import Vocab
 from ip2_stream.model.checkpoint import load_checkpoint, save_checkpoint
 from ip2_stream.model.ip2 import IP2Config, build_model
 from ip2_stream.model.text import BottomCache, TitleEncoder, load_hf
-from ip2_stream.online.learners import ClickJoiner, Joined, OnlineConfig, SignatureUpdater, click_rows, news_vectors
+from ip2_stream.online.learners import (ClickJoiner, Joined, OnlineConfig, SignatureUpdater, click_rows, news_vectors, see_batches,
+                                       see_summary)
 from ip2_stream.online.store import NewsStore, StoreFeatures
 from ip2_stream.registry import Registry, RegistryError
 from ip2_stream.stream.records import ClickRecord, DecodeError, ImpressionRecord, NewsRecord, decode, encode
@@ -178,6 +179,23 @@ def test_signature_update_moves_new_entities_to_their_titles_and_keeps_known_new
     twin.learn_many(fresh, replay=known)
     for (name, a), b in zip(model.state_dict().items(), twin.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_see_batches_cover_a_backlog_once_with_replay_of_known_news_only():
+    fresh = [3, 7, *range(20, 30)]
+    batches = see_batches(fresh, 40, OnlineConfig(see_max_fresh=5, see_replay=6), np.random.default_rng(0))
+    assert [f for chunk, _ in batches for f in chunk] == fresh  # every fresh item once, in order
+    assert [len(chunk) for chunk, _ in batches] == [5, 5, 2]
+    for _, replay in batches:
+        assert len(replay) == len(set(replay)) == 6 and not set(replay) & set(fresh) and max(replay) < 40
+    assert see_batches([0, 1], 2, OnlineConfig(), np.random.default_rng(0)) == [([0, 1], [])]  # nothing known yet
+
+
+def test_see_summary_weights_alignment_by_fresh_news():
+    summary = see_summary([(3, 0.2, 0.5, 0.01, 1.0), (1, 0.6, 0.9, None, 2.0)])
+    assert summary["fresh_alignment_before"] == pytest.approx(0.3) and summary["fresh_alignment_after"] == pytest.approx(0.6)
+    assert summary["replay_drift"] == pytest.approx(0.01) and summary["see_loss"] == pytest.approx(1.5)
+    assert see_summary([])["fresh_alignment_after"] is None
 
 
 def test_store_snapshots_append_and_a_torn_tail_is_dropped(tmp_path):

@@ -38,6 +38,7 @@ class OnlineConfig(BaseModel):
     see_lr: float = Field(3e-5, ge=0, description="learning rate of the SEE weights and known entity rows")
     see_new_row_lr: float = Field(5e-2, ge=0, description="learning rate of newly grown entity rows")
     see_replay: int = Field(64, ge=0, description="older news mixed into each SEE step")
+    see_max_fresh: int = Field(256, ge=1, description="fresh news per SEE batch; a larger backlog is learned in several batches")
     see_align_weight: float = Field(1.0, ge=0, description="weight of the fresh news' title alignment term")
     see_anchor_weight: float = Field(1.0, ge=0, description="weight of the replay news' stay-where-you-were term")
     tau: float = 0.1
@@ -91,6 +92,44 @@ def news_vectors(model: IP2Model, batch: NewsBatch, title_dropout: bool = False)
 # --------------------------------------------------------------------------------------
 # signature entity encoder
 # --------------------------------------------------------------------------------------
+def see_batches(fresh: Sequence[int], known: int, cfg: OnlineConfig, rng: np.random.Generator) -> list[tuple[list[int], list[int]]]:
+    """``(fresh chunk, replay sample)`` pairs of news sequence numbers for one SEE update.
+
+    Every fresh news item is in exactly one chunk of at most ``see_max_fresh``; each replay
+    sample holds up to ``see_replay`` of the ``known`` news (sequence numbers below it) that are
+    not fresh.
+
+    Args:
+        fresh: sequence numbers of the news carrying new entities.
+        known: how many news the store holds.
+        cfg: ``see_max_fresh`` and ``see_replay``.
+        rng: draws the replay samples.
+
+    Example:
+        >>> [(len(f), len(r)) for f, r in see_batches(range(10, 15), 15, OnlineConfig(see_max_fresh=3, see_replay=4), np.random.default_rng(0))]
+        [(3, 4), (2, 4)]
+    """
+    fresh = sorted(int(s) for s in fresh)
+    older = np.setdiff1d(np.arange(known), fresh)
+    out = []
+    for lo in range(0, len(fresh), cfg.see_max_fresh):
+        pick = rng.choice(older, size=min(cfg.see_replay, len(older)), replace=False) if len(older) else []
+        out.append((fresh[lo : lo + cfg.see_max_fresh], sorted(int(s) for s in pick)))
+    return out
+
+
+def see_summary(stats: list[tuple]) -> dict:
+    """Version metrics of one SEE update from its batches' ``(n, before, after, drift, loss)``:
+    alignment weighted by fresh news, drift and loss averaged over batches (None without batches)."""
+    if not stats:
+        return {"see_loss": None, "fresh_alignment_before": None, "fresh_alignment_after": None, "replay_drift": None}
+    a = np.asarray([[np.nan if v is None else v for v in row] for row in stats], dtype=float)
+    drift = a[:, 3][~np.isnan(a[:, 3])]
+    return {"see_loss": float(a[:, 4].mean()), "fresh_alignment_before": float(np.average(a[:, 1], weights=a[:, 0])),
+            "fresh_alignment_after": float(np.average(a[:, 2], weights=a[:, 0])),
+            "replay_drift": float(drift.mean()) if len(drift) else None}
+
+
 class SignatureUpdater:
     """Incremental contrastive updates of the entity tower.
 
