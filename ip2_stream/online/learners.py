@@ -181,12 +181,11 @@ class SignatureUpdater:
         if len(batch.entity_ids) < 2:
             self.last_alignment = self.last_drift = None
             return  # in-batch InfoNCE needs at least one negative; wait for more news
-        with torch.no_grad():
-            t = self.model.news.title(*batch.title_inputs(), dropout=False)
+        self.model.eval()
         ids = trimmed_entities(batch.entity_ids, len(self.model.news.entity.table))
         n = len(fresh.entity_ids)  # rows [0, n) are fresh, the rest replay
-        self.model.eval()
         with torch.no_grad():
+            t = self.model.news.title(*batch.title_inputs(), dropout=False)  # [B, D]
             g_before = self.model.news.entity(ids)  # [B, D]
         losses = []
         for _ in range(self.cfg.see_steps):
