@@ -186,6 +186,7 @@ class UserTowerTrainer(Loop):
         if latest.version > self.seen_version:
             fresh = load_version(self.registry)  # pick up the newest entity tower (and vocabulary)
             refresh_part(self.model, fresh.model, "news.entity.")
+            self.learner.news_changed()
             self.ckpt, self.seen_version = fresh, latest.version
         positions = dict(self.consumer.positions)
         with self.lock:

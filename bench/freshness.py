@@ -79,6 +79,7 @@ def main() -> None:
                 producer.send(cfg.stream.topics.impressions, imp.user_id, imp)
                 producer.send(cfg.stream.topics.clicks, click.user_id, click)
             producer.flush()
+            load_started = time.perf_counter()
             print(f"published {impressions} impressions and their clicks for the user-tower trainer", flush=True)
             registry = Registry(cfg.registry_dir)
             delays, alignment, drift = [], [], []
@@ -108,6 +109,7 @@ def main() -> None:
             status = {name: ray.get(h.status.remote()) for name, h in actors.items()}
             memory = {name: s["peak_rss_mb"] for name, s in status.items()}
             trained = status["trainer"]["trained_impressions"]
+            load_s = time.perf_counter() - load_started
             launch.down()
             ray.shutdown()
         finally:
@@ -121,6 +123,7 @@ def main() -> None:
         "fresh_alignment_before_mean": round(float(a[:, 0].mean()), 4), "fresh_alignment_after_mean": round(float(a[:, 1].mean()), 4),
         "fresh_alignment_improved": int((a[:, 1] > a[:, 0]).sum()), "replay_drift_mean": round(float(np.mean(drift)), 5),
         "click_load": not args.idle, "impressions_published": impressions, "impressions_trained": trained,
+        "trainer_impressions_per_s": round(trained / load_s, 1),
     })
 
 

@@ -13,8 +13,8 @@ from ip2_stream.data.vocab import Vocab
 from ip2_stream.model.checkpoint import load_checkpoint, save_checkpoint
 from ip2_stream.model.ip2 import IP2Config, build_model
 from ip2_stream.model.text import BottomCache, TitleEncoder, load_hf
-from ip2_stream.online.learners import (ClickJoiner, Joined, OnlineConfig, SignatureUpdater, click_rows, news_vectors, see_batches,
-                                       see_summary)
+from ip2_stream.online.learners import (ClickJoiner, Joined, OnlineConfig, SignatureUpdater, UserTowerLearner, click_rows, news_vectors,
+                                       see_batches, see_summary)
 from ip2_stream.online.store import NewsStore, StoreFeatures
 from ip2_stream.registry import Registry, RegistryError
 from ip2_stream.stream.records import ClickRecord, DecodeError, ImpressionRecord, NewsRecord, decode, encode
@@ -196,6 +196,50 @@ def test_see_summary_weights_alignment_by_fresh_news():
     assert summary["fresh_alignment_before"] == pytest.approx(0.3) and summary["fresh_alignment_after"] == pytest.approx(0.6)
     assert summary["replay_drift"] == pytest.approx(0.01) and summary["see_loss"] == pytest.approx(1.5)
     assert see_summary([])["fresh_alignment_after"] is None
+
+
+class CountingFeatures(StoreFeatures):
+    """Store features that record which news each ``batch`` call fetched."""
+
+    def __init__(self, store, bottom) -> None:
+        super().__init__(store, bottom)
+        self.fetched: list[list[int]] = []
+
+    def batch(self, seqs):
+        self.fetched.append([int(s) for s in seqs])
+        return super().batch(seqs)
+
+
+def test_user_learner_encodes_each_news_once_until_the_news_towers_change(small_model):
+    cfg, encoder = small_model
+    store = NewsStore(Vocab.build([f"Q{i}" for i in range(len(KNOWN_TITLES))], ["sports", "news"], ["golf", "newsus"]))
+    for i, title in enumerate(KNOWN_TITLES):
+        store.add(NewsRecord(news_id=f"N{i}", category=("sports", "news")[i % 2], subcategory=("golf", "newsus")[i % 2],
+                             title=title, entities=(f"Q{i}",), time=i))
+    model = build_model(cfg, encoder, len(store.vocab)).eval()
+    feats = CountingFeatures(store, BottomCache(encoder))
+    imps = [ImpressionRecord(impression_id=k, user_id="U", time=k, history=("N0", "N1", "N2"),
+                             candidates=tuple(f"N{(k + j) % 7 + 3}" for j in range(5))) for k in range(6)]
+    joined = [Joined(imp, ClickRecord(impression_id=imp.impression_id, user_id="U", time=imp.time, clicked=imp.candidates[:1],
+                                      shown=imp.candidates)) for imp in imps]
+    learner = UserTowerLearner(model, feats, OnlineConfig(user_batch=2), seed=0)
+    before = [p.detach().clone() for p in model.user.parameters()]
+    learner.learn_many(joined)
+    assert learner.steps == 3 and any(not torch.equal(a, b) for a, b in zip(before, model.user.parameters()))
+    assert sorted(s for call in feats.fetched for s in call) == list(range(10))  # each news item fetched once
+    calls = len(feats.fetched)
+    loss = learner.evaluate_loss(joined)
+    assert learner.evaluate_loss(joined) == loss and len(feats.fetched) == calls  # cached; deterministic (eval-mode news)
+    with torch.no_grad():  # the cache holds what serving computes
+        r_t, r_e = news_vectors(model.eval(), StoreFeatures(store, BottomCache(encoder)).batch(range(10)))
+    cached_t, cached_e = learner._news(list(range(10)))
+    torch.testing.assert_close(cached_t, r_t)
+    torch.testing.assert_close(cached_e, r_e)
+    with torch.no_grad():
+        for p in model.news.entity.proj.parameters():
+            p.mul_(0.5)  # as if a new entity tower was loaded
+    learner.news_changed()
+    assert learner.evaluate_loss(joined) != loss and sorted(feats.fetched[-1]) == list(range(10))
 
 
 def test_store_snapshots_append_and_a_torn_tail_is_dropped(tmp_path):

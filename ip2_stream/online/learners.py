@@ -296,6 +296,10 @@ def click_rows(joined: Sequence[Joined], negatives: int, history_len: int, rng: 
 class UserTowerLearner:
     """Fine-tune the user towers and the gates on joined impressions.
 
+    The news towers are not trained here, so each news item's ``(r_t, r_e)`` is computed once
+    (eval mode, as serving sees it) and cached by store sequence number; call
+    :meth:`news_changed` after loading a new entity tower.
+
     Args:
         model: the model; only ``user``, ``user_gate`` and ``cand_gate`` parameters change.
         features: news inputs by id.
@@ -310,6 +314,25 @@ class UserTowerLearner:
         self.optimizer = torch.optim.AdamW([p for m in owned for p in m.parameters()], lr=cfg.user_lr, weight_decay=0.0)
         self.steps = 0
         self.last_loss: float | None = None
+        self._vectors: dict[int, tuple[torch.Tensor | None, torch.Tensor | None]] = {}  # seq -> (r_t, r_e) [D]
+
+    def news_changed(self) -> None:
+        """Forget the cached news vectors (the entity tower or the vocabulary changed)."""
+        self._vectors.clear()
+
+    @torch.no_grad()
+    def _news(self, seqs: list[int]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(r_t, r_e)`` [n, D] of store news ``seqs``; only uncached ones are fetched and encoded."""
+        missing = sorted({s for s in seqs if s not in self._vectors})
+        if missing:
+            was = self.model.news.training
+            self.model.news.eval()
+            r_t, r_e = news_vectors(self.model, self.features.batch(missing))
+            self.model.news.train(was)
+            for i, s in enumerate(missing):
+                self._vectors[s] = (r_t[i] if r_t is not None else None, r_e[i] if r_e is not None else None)
+        rows = [self._vectors[s] for s in seqs]
+        return tuple(torch.stack([r[k] for r in rows]) if rows[0][k] is not None else None for k in (0, 1))
 
     def _loss(self, rows) -> torch.Tensor | None:
         if not rows:
@@ -320,9 +343,7 @@ class UserTowerLearner:
         rows = [(h, c) for h, c in rows if all(n in known for n in c) and any(n in known for n in h)]
         if not rows:
             return None
-        batch = self.features.batch([int(seqs[known[n]]) for n in known])
-        with torch.no_grad():
-            r_t, r_e = news_vectors(self.model, batch)
+        r_t, r_e = self._news([int(seqs[known[n]]) for n in known])
         pos = {n: i for i, n in enumerate(known)}
         L = self.cfg.history_len
         hist_pos = torch.full((len(rows), L), -1, dtype=torch.long)
