@@ -245,3 +245,21 @@ def test_stream_up_runs_the_actor_set_until_down(ray_local, broker, init_ckpt, t
     assert status["registry"]["latest"]["version"] == 1 and status["ingestor"]["news"] == 0
     assert sorted(launch.down()) == sorted(launch.NAMES.values())
     assert all(h is None for h in launch.handles().values())
+
+
+def test_the_demo_streams_news_and_dev_clicks_through_the_live_loop(ray_local, tiny_data, init_ckpt, corpus, tmp_path):
+    from ip2_stream.config import Settings
+    from ip2_stream.demo import _live_loop
+
+    settings = Settings().model_copy(deep=True)
+    settings.data.cache_dir = tmp_path / "cache"
+    settings.live.online = OnlineConfig(see_period_s=0.3, checkpoint_period_s=0.5, user_batch=16, history_len=20)
+    steps = []
+    summary = _live_loop(settings, tiny_data, init_ckpt, tmp_path / "demo", steps, timeout_s=120)
+    assert summary["news_ingested"] == summary["news_streamed"] == corpus.num_news
+    assert summary["impressions_trained"] == summary["dev_impressions_streamed"] == len(corpus.splits["dev"])
+    # the dev split brings entities the initial model lacks: the SEE updater learned them
+    assert summary["see_versions"] >= 1 and summary["new_entities_learned"] > 0
+    assert summary["see_alignment_rose"] == summary["see_versions"] and summary["user_versions"] >= 1
+    assert Registry(tmp_path / "demo" / "live" / "registry").latest().version == summary["versions"]
+    assert all(h is None for h in launch.handles().values()) and len(steps) == 1
