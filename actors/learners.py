@@ -140,14 +140,20 @@ class UserTowerTrainer(Loop):
         self.last_publish_mono = time.monotonic()
         self.last_publish: float | None = None
         self.published: list[int] = []
+        self._published_state = self._state_key()  # what the latest version holds; publish only on change
         self._start("user-trainer")
+
+    def _state_key(self) -> tuple[int, dict]:
+        """Trained impressions and consumer positions: a version is due only when one moved."""
+        return len(self.ledger), dict(self.consumer.positions)
 
     def _tick(self) -> None:
         # only this thread touches the consumer (kafka-python consumers are not thread-safe)
         if self._flush_requested.is_set():
             if self.buffer:
                 self._learn()
-            self._publish()
+            if self._state_key() != self._published_state or not self.published:
+                self._publish()
             self._flush_requested.clear()
             self._flushed.set()
         consumed = self.consumer.poll(timeout_ms=100, max_records=1000)
@@ -169,7 +175,7 @@ class UserTowerTrainer(Loop):
         if time.monotonic() - self.last_publish_mono >= self.cfg.online.checkpoint_period_s:
             if self.buffer:
                 self._learn()
-            if self.learner.steps or self.ledger:
+            if self._state_key() != self._published_state:
                 self._publish()
 
     def _learn(self) -> None:
@@ -196,6 +202,7 @@ class UserTowerTrainer(Loop):
                               note=f"user towers after {len(self.ledger)} impressions",
                               metrics={"train_loss": self.learner.last_loss, "steps": self.learner.steps})
         self.consumer.commit(positions)  # only after the state they produced is published
+        self._published_state = (len(self.ledger), positions)
         self.metrics.model_version.labels(self.ROLE).set(version)
         self.published.append(version)
         self.seen_version = version
@@ -237,7 +244,7 @@ class UserTowerTrainer(Loop):
         super().stop()
         if self.buffer:
             self._learn()
-        if self.learner.steps or self.ledger:
+        if self._state_key() != self._published_state:
             self._publish()
         self.consumer.close()
 

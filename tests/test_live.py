@@ -173,6 +173,8 @@ def test_clicks_train_the_user_towers_and_poison_is_dead_lettered(ray_local, bro
     wait_for(lambda: ray.get(trainer.status.remote())["trained_impressions"] == n_train, 90, "all impressions trained",
              lambda: ray.get(trainer.status.remote()))
     final = ray.get(trainer.flush.remote())
+    time.sleep(4 * cfg.online.checkpoint_period_s)  # idle: nothing changed, so no new version
+    assert Registry(cfg.registry_dir).latest().version == final and ray.get(trainer.flush.remote()) == final
 
     # the held-out slice of the same stream, under the initial and the final model
     joined = [Joined(*events.impression("train", i)) for i in range(0, len(train), 5)]
