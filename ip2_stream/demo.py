@@ -92,6 +92,7 @@ def _live_loop(settings: Settings, data_dir: Path, ckpt: Path, out: Path, steps:
                                                "bootstrap": state.bootstrap, "ray_address": None})
         launch.connect(None)
         actors = launch.up(cfg, detached=False)
+        initial_rows = ray.get(actors["see"].status.remote())["table_rows"]
         corpus = load_corpus(data_dir, ("train", "dev"), settings.data.cache_dir)
         events = MindEvents(corpus)
         producer = RecordProducer(cfg.bootstrap)
@@ -111,22 +112,25 @@ def _live_loop(settings: Settings, data_dir: Path, ckpt: Path, out: Path, steps:
         trained = _wait("live: dev impressions trained", dev,
                         lambda: ray.get(actors["trainer"].status.remote())["trained_impressions"], timeout_s)
         seconds = time.perf_counter() - started
+        see_status = ray.get(actors["see"].status.remote())
         launch.down()  # the learners publish once more; Ray itself stays up until the process ends
         versions = Registry(cfg.registry_dir).versions()
     finally:
         broker.stop()
-    see = [v.metrics for v in versions if v.changed == ("entity",)]
-    user = [v.metrics for v in versions if v.changed == ("user",)]
+    kept_see = [v.metrics for v in versions if v.changed == ("entity",)]
+    kept_user = [v.metrics for v in versions if v.changed == ("user",)]
     summary = {
         "news_streamed": len(news), "news_ingested": ingested, "dev_impressions_streamed": dev, "impressions_trained": trained,
-        "seconds": round(seconds, 1), "versions": len(versions), "see_versions": len(see), "user_versions": len(user),
-        "new_entities_learned": sum(len(m["new_entities"]) for m in see),
-        "fresh_news_learned": sum(m["fresh_news"] for m in see),
-        "see_alignment_rose": sum(m["fresh_alignment_after"] > m["fresh_alignment_before"] for m in see if m["fresh_alignment_after"] is not None),
-        "last_train_loss": user[-1]["train_loss"] if user else None, "registry": str(cfg.registry_dir),
+        "seconds": round(seconds, 1), "latest_version": versions[-1].version, "versions_kept": len(versions),
+        "see_updates": see_status["updates"], "entity_rows_added": see_status["table_rows"] - initial_rows,
+        # of the versions the registry kept (live.keep_versions):
+        "see_alignment_rose": sum(m["fresh_alignment_after"] > m["fresh_alignment_before"] for m in kept_see
+                                  if m["fresh_alignment_after"] is not None),
+        "see_versions_kept": len(kept_see), "last_train_loss": kept_user[-1]["train_loss"] if kept_user else None,
+        "registry": str(cfg.registry_dir),
     }
     steps.append(f"streamed {len(news)} news and {dev} dev impressions + clicks through the embedded broker and the live actors "
-                 f"-> {len(versions)} model versions in {cfg.registry_dir}")
+                 f"-> model version {versions[-1].version} in {cfg.registry_dir}")
     logger.info("live loop: %s", summary)
     return summary
 

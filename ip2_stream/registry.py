@@ -51,6 +51,7 @@ class VersionInfo:
     metrics: dict
     offsets: dict
     note: str = ""
+    learner_state: tuple[str, ...] = ()  # learners whose state this version's manifest holds
 
 
 def _atomic_json(path: Path, payload: dict) -> None:
@@ -94,7 +95,8 @@ class Registry:
         return json.loads((self.root / INDEX).read_text(encoding="utf-8"))
 
     def versions(self) -> list[VersionInfo]:
-        return [VersionInfo(**{**v, "changed": tuple(v["changed"])}) for v in self._index()["versions"]]
+        return [VersionInfo(**{**v, "changed": tuple(v["changed"]), "learner_state": tuple(v.get("learner_state", ()))})
+                for v in self._index()["versions"]]
 
     def latest(self) -> VersionInfo | None:
         versions = self.versions()
@@ -161,7 +163,7 @@ class Registry:
         staging.replace(target)
         entry = {"version": number, "parent": latest["version"] if latest else None, "changed": list(changed),
                  "path": str(target), "published": time.time(), "metrics": metrics or {}, "offsets": offsets or {},
-                 "note": note}
+                 "note": note, "learner_state": sorted(manifest.get("learner_state", {}))}
         index["versions"].append(entry)
         if promote:
             index["promotions"].append(number)
@@ -177,6 +179,36 @@ class Registry:
             index["promotions"].append(version)
             index["promoted"] = version
             _atomic_json(self.root / INDEX, index)
+
+    def prune(self, keep: int) -> list[int]:
+        """Delete old versions; returns the numbers deleted.
+
+        Kept: the newest ``keep`` versions, the promoted one and the last ``keep`` promotions
+        (what :meth:`rollback` can reach), and each learner's newest version (it holds the
+        learner's state). The promotion history keeps only versions that still exist.
+        """
+        if keep < 1:
+            raise RegistryError(f"keep must be at least 1, got {keep}")
+        with self._lock():
+            index = self._index()
+            entries = index["versions"]
+            protected = {e["version"] for e in entries[-keep:]} | set(index["promotions"][-keep:])
+            if index["promoted"] is not None:
+                protected.add(index["promoted"])
+            newest_state: dict[str, int] = {}
+            for e in entries:
+                for role in e.get("learner_state", []):
+                    newest_state[role] = e["version"]
+            protected |= set(newest_state.values())
+            doomed = [e for e in entries if e["version"] not in protected]
+            if not doomed:
+                return []
+            index["versions"] = [e for e in entries if e["version"] in protected]
+            index["promotions"] = [v for v in index["promotions"] if v in protected]
+            _atomic_json(self.root / INDEX, index)  # the index first: a crash leaves orphan folders, never dangling entries
+        for e in doomed:
+            shutil.rmtree(e["path"], ignore_errors=True)
+        return [e["version"] for e in doomed]
 
     def rollback(self) -> int:
         """Promote the version promoted before the current one; returns it."""

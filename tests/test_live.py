@@ -256,12 +256,18 @@ def test_the_demo_streams_news_and_dev_clicks_through_the_live_loop(ray_local, t
     settings = Settings().model_copy(deep=True)
     settings.data.cache_dir = tmp_path / "cache"
     settings.live.online = OnlineConfig(see_period_s=0.3, checkpoint_period_s=0.5, user_batch=16, history_len=20)
+    settings.live.keep_versions = 2
     steps = []
     summary = _live_loop(settings, tiny_data, init_ckpt, tmp_path / "demo", steps, timeout_s=120)
     assert summary["news_ingested"] == summary["news_streamed"] == corpus.num_news
     assert summary["impressions_trained"] == summary["dev_impressions_streamed"] == len(corpus.splits["dev"])
     # the dev split brings entities the initial model lacks: the SEE updater learned them
-    assert summary["see_versions"] >= 1 and summary["new_entities_learned"] > 0
-    assert summary["see_alignment_rose"] == summary["see_versions"] and summary["user_versions"] >= 1
-    assert Registry(tmp_path / "demo" / "live" / "registry").latest().version == summary["versions"]
+    init_vocab = load_checkpoint(init_ckpt).vocab
+    new_entities = {e for r in MindEvents(corpus).news() for e in r.entities if ("entity", e) not in init_vocab}
+    assert summary["see_updates"] >= 1 and summary["entity_rows_added"] == len(new_entities) > 0
+    assert summary["see_alignment_rose"] == summary["see_versions_kept"] >= 1 and summary["last_train_loss"] is not None
+    # the registry stays bounded: the newest 2, the last 2 promotions, each learner's newest
+    registry = Registry(tmp_path / "demo" / "live" / "registry")
+    assert registry.latest().version == summary["latest_version"] > summary["versions_kept"] == len(registry.versions())
+    assert len(list((registry.root / "versions").iterdir())) == summary["versions_kept"] <= 4
     assert all(h is None for h in launch.handles().values()) and len(steps) == 1

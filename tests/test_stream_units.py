@@ -15,6 +15,7 @@ from ip2_stream.model.ip2 import IP2Config, build_model
 from ip2_stream.model.text import BottomCache, TitleEncoder, load_hf
 from ip2_stream.online.learners import (ClickJoiner, Joined, OnlineConfig, SignatureUpdater, UserTowerLearner, click_rows, news_vectors,
                                        see_batches, see_summary)
+from ip2_stream.online.live import learner_state
 from ip2_stream.online.store import NewsStore, StoreFeatures
 from ip2_stream.registry import Registry, RegistryError
 from ip2_stream.stream.records import ClickRecord, DecodeError, ImpressionRecord, NewsRecord, decode, encode
@@ -131,6 +132,32 @@ def test_registry_merges_parts_keeps_the_longer_vocab_and_rolls_back(small_model
         reg.promote(7)
     with pytest.raises(RegistryError, match="unknown model part"):
         reg.publish(tmp_path / "user", ("weights",))
+
+
+def test_registry_prune_keeps_recent_promoted_and_each_learners_state(small_model, tmp_path):
+    cfg, encoder = small_model
+    vocab = Vocab.build(["Q1"], ["news"], ["newsus"])
+    model = build_model(cfg, encoder, len(vocab))
+    reg = Registry(tmp_path / "reg")
+    save_checkpoint(tmp_path / "base", model, cfg, vocab)
+    reg.publish(tmp_path / "base", ("all",), promote=True)  # v1
+    save_checkpoint(tmp_path / "see", model, cfg, vocab, learner_state={"see": {"cursor": 7}})
+    reg.publish(tmp_path / "see", ("entity",))  # v2: the SEE updater's only version
+    for k in range(6):  # v3..v8 by the trainer, v4 promoted
+        save_checkpoint(tmp_path / "user", model, cfg, vocab, learner_state={"trainer": {"ledger": [k]}})
+        reg.publish(tmp_path / "user", ("user",), promote=k == 1)
+    assert reg.prune(keep=2) == [3, 5, 6]
+    # the last two promotions (v1, v4), the SEE updater's state (v2), the newest two (v7, v8)
+    assert [v.version for v in reg.versions()] == [1, 2, 4, 7, 8]
+    assert sorted(p.name for p in (tmp_path / "reg" / "versions").iterdir()) == ["v000001", "v000002", "v000004", "v000007", "v000008"]
+    assert learner_state(reg, "see") == {"cursor": 7} and learner_state(reg, "trainer") == {"ledger": [5]}
+    assert reg.promoted().version == 4 and reg.prune(keep=2) == []
+    reg.promote(8)
+    assert reg.prune(keep=2) == [1]  # out of rollback reach now
+    assert reg.rollback() == 4
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        reg.rollback()
+    assert reg.publish(tmp_path / "user", ("user",)) == 9  # numbers keep counting
 
 
 KNOWN_TITLES = ["Rangers win the title", "Storm hits Denver", "Bank profits rise", "Chef opens bakery", "Senate passes budget",

@@ -35,6 +35,8 @@ class LiveConfig(BaseModel):
     seed: int = 0
     auto_promote: bool = True
     snapshot_period_s: float = Field(1.0, gt=0, description="news store snapshot cadence")
+    keep_versions: int = Field(20, ge=2, description="registry versions kept after each publish (plus the promoted one, "
+                                                      "the last promotions and each learner's newest)")
 
     @property
     def registry_dir(self) -> Path:
@@ -54,9 +56,8 @@ def bootstrap_registry(cfg: LiveConfig) -> Registry:
 def learner_state(registry: Registry, role: str) -> dict:
     """The state a learner stored with its newest published version (empty when it never published)."""
     for info in reversed(registry.versions()):
-        state = read_manifest(info.path).get("learner_state", {})
-        if role in state:
-            return state[role]
+        if role in info.learner_state:
+            return read_manifest(info.path)["learner_state"][role]
     return {}
 
 
@@ -72,7 +73,9 @@ def publish(registry: Registry, cfg: LiveConfig, model: IP2Model, ckpt: Checkpoi
     shutil.rmtree(staging, ignore_errors=True)
     save_checkpoint(staging, model, ckpt.config, vocab, learner_state={role: state},
                     stage=f"online-{role}", parent_manifest=ckpt.manifest.get("registry_version"))
-    return registry.publish(staging, changed=changed, metrics=metrics, offsets=offsets, note=note, promote=cfg.auto_promote)
+    version = registry.publish(staging, changed=changed, metrics=metrics, offsets=offsets, note=note, promote=cfg.auto_promote)
+    registry.prune(cfg.keep_versions)
+    return version
 
 
 def refresh_part(model: IP2Model, source: IP2Model, prefix: str) -> None:
