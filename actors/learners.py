@@ -1,8 +1,9 @@
 """The learning actors of the live loop and the registry actor.
 
-- :class:`SEEUpdater`: every ``see_period_s``, once ``see_min_new_entities`` new entities wait
-  in the news store, grows the entity table, runs incremental contrastive steps on the news
-  carrying them (plus a replay sample of older news) and publishes the entity part.
+- :class:`SEEUpdater`: every ``see_period_s`` while new entities wait in the news store, or at
+  once when ``see_burst_entities`` wait, grows the entity table, runs incremental contrastive
+  steps on the news carrying them (plus a replay sample of older news) and publishes the
+  entity part.
 - :class:`UserTowerTrainer`: joins impressions with their delayed clicks, fine-tunes the user
   towers and gates in small steps, and publishes the user part with its consumer offsets,
   pending joins and the ledger of trained impression ids, all in the same version. Training
@@ -25,10 +26,11 @@ import ray
 from actors.loop import Loop
 from ip2_stream.data.vocab import Vocab
 from ip2_stream.metrics import StreamMetrics
-from ip2_stream.online.learners import ClickJoiner, Joined, NewsBatch, SignatureUpdater, UserTowerLearner, see_batches, see_summary
+from ip2_stream.online.learners import ClickJoiner, Joined, NewsBatch, SignatureUpdater, SEESchedule, UserTowerLearner, see_batches, see_summary
 from ip2_stream.online.live import LiveConfig, bootstrap_registry, learner_state, load_version, process_memory, publish, refresh_part
 from ip2_stream.registry import Registry, VersionInfo
 from ip2_stream.stream.io import ValidatingConsumer, offsets_from_json, offsets_to_json
+from ip2_stream.stream.records import decode, encode
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,10 @@ class SEEUpdater(Loop):
         self.learner = SignatureUpdater(self.model, cfg.online, cfg.seed)
         state = learner_state(self.registry, self.ROLE)
         self.cursor = int(state.get("cursor", 0))  # news before it have been learned from
+        self.scanned = self.cursor  # news before it have been looked at
+        self.caught_up_to = self.cursor  # news before it are learned from (published) or need nothing
+        self.vocab = Vocab.from_dict(self.ckpt.vocab.to_dict())  # a prefix of the ingestor's; grows with its tail
+        self.schedule = SEESchedule(cfg.online)
         self.rng = np.random.default_rng(cfg.seed + self.cursor)
         self.metrics = StreamMetrics()
         self.last_publish: float | None = None
@@ -68,29 +74,31 @@ class SEEUpdater(Loop):
         self._start("see-updater")
 
     def _tick(self) -> None:
-        time.sleep(self.cfg.online.see_period_s)
-        info = ray.get(self.ingestor.since.remote(self.cursor))
-        vocab = Vocab.from_dict(info["vocab"])
-        table_rows = len(self.model.news.entity.table)
-        new_seqs = [self.cursor + i for i, ents in enumerate(info["entities"])
-                    if any((vocab.get("entity", e) or 0) >= table_rows for e in ents)]
-        waiting = {e for ents in info["entities"] for e in ents if (vocab.get("entity", e) or 0) >= table_rows}
-        if len(waiting) < self.cfg.online.see_min_new_entities:
+        time.sleep(self.cfg.online.see_poll_s)
+        info = ray.get(self.ingestor.since.remote(self.scanned, len(self.vocab)))
+        self.vocab.extend(info["vocab_tail"])
+        self.schedule.scan(self.scanned, info["entity_ids"], len(self.model.news.entity.table))
+        self.scanned = info["end"]
+        if not self.schedule.waiting:
+            self.caught_up_to = self.scanned
+        if not self.schedule.due():
             return
+        fresh, waiting = self.schedule.take()
+        names = sorted(self.vocab.token(e)[1] for e in waiting)
         started = time.perf_counter()
         with self.lock:
-            self.learner.grow_to(len(vocab))
+            self.learner.grow_to(len(self.vocab))  # every id of the scanned news, none beyond
             stats = []  # per batch learned from: fresh count, alignment before/after, replay drift, loss
-            for fresh_seqs, replay_seqs in see_batches(new_seqs, info["end"], self.cfg.online, self.rng):
+            for fresh_seqs, replay_seqs in see_batches(fresh, self.scanned, self.cfg.online, self.rng):
                 replay = self.features.batch(replay_seqs) if replay_seqs else None
                 self.learner.learn_many(self.features.batch(fresh_seqs), replay)
                 if self.learner.last_alignment is not None:
                     stats.append((len(fresh_seqs), *self.learner.last_alignment, self.learner.last_drift, self.learner.last_loss))
-            self.cursor = info["end"]
+            self.cursor = self.scanned
             summary = see_summary(stats)
-            version = publish(self.registry, self.cfg, self.model, self.ckpt, vocab, ("entity",), self.ROLE,
+            version = publish(self.registry, self.cfg, self.model, self.ckpt, self.vocab, ("entity",), self.ROLE,
                               {"cursor": self.cursor}, note=f"{len(waiting)} new entities",
-                              metrics={"new_entities": sorted(waiting), "fresh_news": sum(row[0] for row in stats), **summary})
+                              metrics={"new_entities": names, "fresh_news": sum(row[0] for row in stats), **summary})
         if summary["fresh_alignment_after"] is not None:
             self.metrics.see_fresh_alignment.labels("before").set(summary["fresh_alignment_before"])
             self.metrics.see_fresh_alignment.labels("after").set(summary["fresh_alignment_after"])
@@ -100,10 +108,13 @@ class SEEUpdater(Loop):
         self.metrics.model_version.labels(self.ROLE).set(version)
         self.published.append(version)
         self.last_publish = time.time()
-        logger.info("SEE update: %d new entities in %d news -> version %d (%s)", len(waiting), len(new_seqs), version, summary)
+        self.caught_up_to = self.cursor
+        logger.info("SEE update: %d new entities in %d news -> version %d (%s)", len(waiting), len(fresh), version, summary)
 
     def status(self) -> dict:
-        return {"cursor": self.cursor, "updates": self.learner.updates, "last_loss": self.learner.last_loss,
+        return {"cursor": self.cursor, "scanned": self.scanned, "waiting_entities": len(self.schedule.waiting),
+                "caught_up_to": self.caught_up_to,
+                "updates": self.learner.updates, "last_loss": self.learner.last_loss,
                 "published": self.published[-5:], "last_publish": self.last_publish, "error": self.error,
                 "table_rows": len(self.model.news.entity.table), **process_memory()}
 
@@ -132,7 +143,11 @@ class UserTowerTrainer(Loop):
         self.consumer = ValidatingConsumer(cfg.stream, cfg.bootstrap, [t.impressions, t.clicks], "ip2-user-trainer", self.metrics)
         offsets = state.get("offsets", {})
         self.consumer.seek(offsets_from_json(offsets))
-        self.buffer: list[Joined] = []
+        # joined impressions not trained yet; those whose news the store lacks wait for them
+        # (up to news_wait_s) and are stored with each version, as their offsets are committed
+        self.buffer: list[Joined] = [Joined(decode("impression", i.encode()), decode("click", c.encode())) for i, c in state.get("held", [])]
+        self._buffered_at = {j.impression.impression_id: time.monotonic() for j in self.buffer}  # id -> when buffered
+        self.without_news = 0  # trained past news_wait_s with news the store still lacked
         self.lag: dict[str, int] = {}
         self.partition_lags: dict[str, int | None] = {}
         self._flush_requested, self._flushed = threading.Event(), threading.Event()
@@ -151,7 +166,7 @@ class UserTowerTrainer(Loop):
         # only this thread touches the consumer (kafka-python consumers are not thread-safe)
         if self._flush_requested.is_set():
             if self.buffer:
-                self._learn()
+                self._learn(force=True)
             if self._state_key() != self._published_state or not self.published:
                 self._publish()
             self._flush_requested.clear()
@@ -163,12 +178,13 @@ class UserTowerTrainer(Loop):
             record = c.record
             key = f"{c.topic}:{c.partition}"
             self.partition_time[key] = max(self.partition_time.get(key, 0.0), float(record.time))
-            if record.impression_id in self._trained:
+            if record.impression_id in self._trained or record.impression_id in self._buffered_at:
                 self.skipped_replays += 1
                 continue
             joined = self.joiner.add(record)
             if joined is not None:
                 self.buffer.append(joined)
+                self._buffered_at[joined.impression.impression_id] = time.monotonic()
         self.joiner.expire(self.watermark)
         if len(self.buffer) >= self.cfg.online.user_batch:
             self._learn()
@@ -178,13 +194,29 @@ class UserTowerTrainer(Loop):
             if self._state_key() != self._published_state:
                 self._publish()
 
-    def _learn(self) -> None:
+    def _learn(self, force: bool = False) -> None:
+        """Train the buffered impressions whose news the store has, and those that waited
+        ``news_wait_s`` (or all, with ``force``); the rest stay buffered."""
         with self.lock:
-            self.learner.learn_many(self.buffer)
+            now = time.monotonic()
+            news = sorted({n for j in self.buffer for n in (*j.impression.candidates, *j.impression.history)})
+            known = {n for n, seq in zip(news, self.learner.features.seqs(news)) if seq >= 0}
+            ready, held = [], []
             for j in self.buffer:
+                waited = now - self._buffered_at.setdefault(j.impression.impression_id, now)
+                complete = known.issuperset(j.impression.candidates) and known.issuperset(j.impression.history)
+                if complete or force or waited >= self.cfg.online.news_wait_s:
+                    ready.append(j)
+                    self.without_news += not complete
+                else:
+                    held.append(j)
+            if ready:
+                self.learner.learn_many(ready)
+            for j in ready:
                 self.ledger.append(j.impression.impression_id)
                 self._trained.add(j.impression.impression_id)
-            self.buffer = []
+                self._buffered_at.pop(j.impression.impression_id, None)
+            self.buffer = held
 
     def _publish(self) -> None:
         self.last_publish_mono = time.monotonic()
@@ -197,7 +229,8 @@ class UserTowerTrainer(Loop):
         positions = dict(self.consumer.positions)
         with self.lock:
             state = {"offsets": offsets_to_json(positions), "ledger": list(self.ledger),
-                     "joiner": self.joiner.state(), "partition_time": self.partition_time}
+                     "joiner": self.joiner.state(), "partition_time": self.partition_time,
+                     "held": [[encode(j.impression).decode(), encode(j.click).decode()] for j in self.buffer]}
             version = publish(self.registry, self.cfg, self.model, self.ckpt, self.ckpt.vocab, ("user",), self.ROLE, state,
                               note=f"user towers after {len(self.ledger)} impressions",
                               metrics={"train_loss": self.learner.last_loss, "steps": self.learner.steps})
@@ -219,6 +252,7 @@ class UserTowerTrainer(Loop):
     def status(self) -> dict:
         return {"trained_impressions": len(self.ledger), "steps": self.learner.steps, "last_loss": self.learner.last_loss,
                 "pending_impressions": len(self.joiner.impressions), "pending_clicks": len(self.joiner.clicks),
+                "buffered": len(self.buffer), "trained_without_news": self.without_news,
                 "expired": self.joiner.expired, "watermark": self.watermark if math.isfinite(self.watermark) else None,
                 "skipped_replays": self.skipped_replays, "lag": self.lag, "published": self.published[-5:],
                 "last_publish": self.last_publish, "error": self.error, **process_memory()}
@@ -243,7 +277,7 @@ class UserTowerTrainer(Loop):
         """Stop the loop, publish what was learned since the last version, close the consumer."""
         super().stop()
         if self.buffer:
-            self._learn()
+            self._learn(force=True)
         if self._state_key() != self._published_state:
             self._publish()
         self.consumer.close()

@@ -92,12 +92,14 @@ class NewsIngestor(Loop):
         with self.lock:
             return self.features.batch(seqs)
 
-    def since(self, cursor: int) -> dict:
-        """News after sequence ``cursor``: their sequence numbers, entities, and the vocabulary."""
+    def since(self, cursor: int, vocab_len: int) -> dict:
+        """News from sequence ``cursor`` on: ``end``, each one's entity ids, and the vocabulary
+        tokens from id ``vocab_len`` on (one consistent snapshot: every id in ``entity_ids``
+        is below ``vocab_len`` + the tail)."""
         with self.lock:
-            end = len(self.store)
-            return {"end": end, "vocab": self.store.vocab.to_dict(),
-                    "entities": [list(self.store.records[i].entities) for i in range(cursor, end)]}
+            end, vocab = len(self.store), self.store.vocab
+            return {"end": end, "vocab_tail": vocab.tail(vocab_len),
+                    "entity_ids": [[vocab.get("entity", e) for e in self.store.records[i].entities] for i in range(cursor, end)]}
 
     def status(self) -> dict:
         with self.lock:

@@ -108,7 +108,7 @@ def _live_loop(settings: Settings, data_dir: Path, ckpt: Path, out: Path, steps:
         producer.close()
         started = time.perf_counter()
         ingested = _wait("live: news ingested", len(news), lambda: ray.get(actors["ingestor"].status.remote())["news"], timeout_s)
-        _wait("live: SEE caught up", len(news), lambda: ray.get(actors["see"].status.remote())["cursor"], timeout_s)
+        _wait("live: SEE caught up", len(news), lambda: ray.get(actors["see"].status.remote())["caught_up_to"], timeout_s)
         trained = _wait("live: dev impressions trained", dev,
                         lambda: ray.get(actors["trainer"].status.remote())["trained_impressions"], timeout_s)
         seconds = time.perf_counter() - started

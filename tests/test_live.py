@@ -102,7 +102,7 @@ def test_a_brand_new_entity_gets_its_row_within_seconds(ray_local, broker, init_
     wait_for(lambda: ray.get(ingestor.status.remote())["news"] == corpus.num_news, 30, "the corpus news",
              lambda: (corpus.num_news, ray.get(ingestor.status.remote()), ray.get(see.status.remote())))
     registry = Registry(cfg.registry_dir)
-    before_version = wait_for(lambda: ray.get(see.status.remote())["cursor"] == corpus.num_news and registry.latest(), 30, "SEE catch-up")
+    before_version = wait_for(lambda: ray.get(see.status.remote())["caught_up_to"] == corpus.num_news and registry.latest(), 30, "SEE catch-up")
     # the catch-up (one or more versions) learned every news item with an entity the initial
     # model lacks, once, in batches of at most 10
     init_vocab = load_checkpoint(init_ckpt).vocab
@@ -223,6 +223,31 @@ def test_a_killed_trainer_resumes_and_trains_every_impression_exactly_once(ray_l
     assert len(ledger) == len(set(ledger)) == len(train)  # none lost, none twice
     assert set(ledger) == {int(x) for x in train.impression_id}
     assert status["trained_impressions"] == len(train)
+    for h in (trainer, ingestor):
+        ray.get(h.stop.remote())
+        ray.kill(h, no_restart=True)
+
+
+def test_clicks_that_arrive_before_their_news_wait_for_them(ray_local, broker, init_ckpt, corpus, tmp_path):
+    cfg = live_config(tmp_path, broker, init_ckpt, "t5")
+    events = MindEvents(corpus)
+    producer = RecordProducer(cfg.bootstrap)
+    ingestor = NewsIngestorActor.remote(cfg)
+    trainer = UserTowerTrainerActor.remote(cfg, ingestor)
+    n = 40
+    _publish_stream(cfg, corpus, events, producer, "train", range(n))  # the store has no news yet
+    wait_for(lambda: ray.get(trainer.status.remote())["buffered"] == n, 60, "joined impressions held",
+             lambda: ray.get(trainer.status.remote()))
+    time.sleep(3 * cfg.online.checkpoint_period_s)
+    held = ray.get(trainer.status.remote())
+    assert held["trained_impressions"] == 0 and held["buffered"] == n
+    # the held impressions are stored with the version that commits their offsets
+    assert len(learner_state(Registry(cfg.registry_dir), "trainer").get("held", [])) == n
+    for rec in events.news():
+        producer.send(cfg.stream.topics.news, rec.news_id, rec)
+    producer.flush()
+    done = wait_for(lambda: (s := ray.get(trainer.status.remote()))["trained_impressions"] == n and s, 60, "training after the news")
+    assert done["trained_without_news"] == 0 and done["buffered"] == 0 and done["steps"] > 0
     for h in (trainer, ingestor):
         ray.get(h.stop.remote())
         ray.kill(h, no_restart=True)

@@ -13,8 +13,8 @@ from ip2_stream.data.vocab import Vocab
 from ip2_stream.model.checkpoint import load_checkpoint, save_checkpoint
 from ip2_stream.model.ip2 import IP2Config, build_model
 from ip2_stream.model.text import BottomCache, TitleEncoder, load_hf
-from ip2_stream.online.learners import (ClickJoiner, Joined, OnlineConfig, SignatureUpdater, UserTowerLearner, click_rows, news_vectors,
-                                       see_batches, see_summary)
+from ip2_stream.online.learners import (ClickJoiner, Joined, OnlineConfig, SEESchedule, SignatureUpdater, UserTowerLearner, click_rows,
+                                       news_vectors, see_batches, see_summary)
 from ip2_stream.online.live import learner_state
 from ip2_stream.online.store import NewsStore, StoreFeatures
 from ip2_stream.registry import Registry, RegistryError
@@ -216,6 +216,36 @@ def test_see_batches_cover_a_backlog_once_with_replay_of_known_news_only():
     for _, replay in batches:
         assert len(replay) == len(set(replay)) == 6 and not set(replay) & set(fresh) and max(replay) < 40
     assert see_batches([0, 1], 2, OnlineConfig(), np.random.default_rng(0)) == [([0, 1], [])]  # nothing known yet
+
+
+def test_see_schedule_learns_every_period_or_at_once_on_a_burst():
+    now = [100.0]
+    schedule = SEESchedule(OnlineConfig(see_period_s=2.0, see_burst_entities=3), clock=lambda: now[0])
+    schedule.scan(0, [[1, 2], [], [None]], rows=5)  # known entities, no entities, an unknown id
+    assert not schedule.due() and schedule.pending == []
+    schedule.scan(3, [[6]], rows=5)
+    assert schedule.due()  # the first new entity after a quiet spell goes at once
+    assert schedule.take() == ([3], {6}) and not schedule.due()
+    now[0] += 1.0
+    schedule.scan(4, [[7], [7, 1]], rows=7)
+    assert not schedule.due()  # 1 waiting entity, 1 s into the 2 s period
+    now[0] += 1.0
+    assert schedule.due()  # the period is over
+    now[0] += 0.1
+    schedule.take()
+    schedule.scan(6, [[8], [9, 10]], rows=8)
+    assert schedule.due() and schedule.waiting == {8, 9, 10}  # a burst does not wait for the period
+
+
+def test_vocab_tail_extends_a_prefix_copy():
+    vocab = Vocab.build(["Q1"], ["news"], ["newsus"])
+    copy_ = Vocab.from_dict(vocab.to_dict())
+    vocab.add("entity", "Q2")
+    vocab.add("entity", "Q3")
+    copy_.extend(vocab.tail(len(copy_)))
+    assert copy_ == vocab and vocab.tail(len(vocab)) == []
+    with pytest.raises(ValueError, match="not a tail"):
+        copy_.extend([("entity", "Q2")])
 
 
 def test_see_summary_weights_alignment_by_fresh_news():

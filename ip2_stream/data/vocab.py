@@ -127,6 +127,17 @@ class Vocab:
         return ids
 
     # -- persistence --------------------------------------------------------------------
+    def tail(self, start: int) -> list[tuple[str, str]]:
+        """Tokens with ids ``start`` and up, in id order (what a copy of length ``start`` lacks)."""
+        return list(self._tokens[max(start, 1):])
+
+    def extend(self, tokens: Iterable[Sequence[str]]) -> None:
+        """Append ``tokens`` as :meth:`tail` returned them from a vocabulary this one is a prefix of."""
+        for kind, key in tokens:
+            if (kind, key) in self._index:
+                raise ValueError(f"({kind!r}, {key!r}) is already id {self._index[(kind, key)]}: not a tail of this vocabulary")
+            self.add(kind, key)
+
     def to_dict(self) -> dict:
         return {"format": _FORMAT, "version": _VERSION, "tokens": [list(t) for t in self._tokens[1:]]}
 

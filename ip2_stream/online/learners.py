@@ -13,7 +13,8 @@ Following River, ``learn_many`` returns nothing; what a learner saw is in its at
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,8 +33,9 @@ class OnlineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    see_period_s: float = Field(1.0, gt=0, description="SEE update at most this often")
-    see_min_new_entities: int = Field(1, ge=1, description="...and once this many new entities are waiting")
+    see_period_s: float = Field(1.0, gt=0, description="SEE update every this many seconds while new entities wait...")
+    see_burst_entities: int = Field(64, ge=1, description="...or at once when this many wait")
+    see_poll_s: float = Field(0.1, gt=0, description="how often the SEE updater looks for new news")
     see_steps: int = Field(8, ge=1)
     see_lr: float = Field(3e-5, ge=0, description="learning rate of the SEE weights and known entity rows")
     see_new_row_lr: float = Field(5e-2, ge=0, description="learning rate of newly grown entity rows")
@@ -46,6 +48,7 @@ class OnlineConfig(BaseModel):
     user_batch: int = Field(32, ge=1)
     negatives: int = Field(4, ge=1)
     join_window_s: float = Field(3600.0, gt=0, description="event-time wait for an impression's clicks")
+    news_wait_s: float = Field(60.0, ge=0, description="how long a joined impression waits for its news to be ingested")
     history_len: int = 50
     checkpoint_period_s: float = Field(2.0, gt=0, description="user-tower trainer publishes at most this often")
 
@@ -128,6 +131,51 @@ def see_summary(stats: list[tuple]) -> dict:
     return {"see_loss": float(a[:, 4].mean()), "fresh_alignment_before": float(np.average(a[:, 1], weights=a[:, 0])),
             "fresh_alignment_after": float(np.average(a[:, 2], weights=a[:, 0])),
             "replay_drift": float(drift.mean()) if len(drift) else None}
+
+
+@dataclass
+class SEESchedule:
+    """When the SEE updater learns: every ``see_period_s`` while entities without a row wait, or
+    at once when ``see_burst_entities`` wait. It also collects the news carrying them.
+
+    Args:
+        cfg: ``see_period_s`` and ``see_burst_entities``.
+        clock: monotonic seconds (injectable for tests).
+
+    Example:
+        >>> t = [0.0]
+        >>> s = SEESchedule(OnlineConfig(see_period_s=5, see_burst_entities=3), clock=lambda: t[0])
+        >>> s.scan(0, [[1], [7], [2, 8]], rows=5); s.due()  # 7 and 8 have no row; nothing learned yet
+        True
+        >>> news, entities = s.take(); news, sorted(entities)
+        ([1, 2], [7, 8])
+        >>> t[0] = 1.0; s.scan(3, [[9]], rows=9); s.due()  # 1 entity waits, 1 s after the update
+        False
+    """
+
+    cfg: OnlineConfig
+    clock: Callable[[], float] = time.monotonic
+    pending: list[int] = field(default_factory=list)  # news (sequence numbers) carrying entities without a row
+    waiting: set[int] = field(default_factory=set)  # those entities' ids
+    last_update: float = float("-inf")
+
+    def scan(self, start: int, entity_ids: Sequence[Sequence[int]], rows: int) -> None:
+        """Note the news ``start, start + 1, ...`` whose entity ids reach past ``rows`` table rows."""
+        for i, ids in enumerate(entity_ids):
+            new = {e for e in ids if e is not None and e >= rows}
+            if new:
+                self.pending.append(start + i)
+                self.waiting |= new
+
+    def due(self) -> bool:
+        return bool(self.waiting) and (len(self.waiting) >= self.cfg.see_burst_entities
+                                       or self.clock() - self.last_update >= self.cfg.see_period_s)
+
+    def take(self) -> tuple[list[int], set[int]]:
+        """The pending news and waiting entities, handed over for an update (the period restarts)."""
+        out = (self.pending, self.waiting)
+        self.pending, self.waiting, self.last_update = [], set(), self.clock()
+        return out
 
 
 class SignatureUpdater:
