@@ -148,6 +148,7 @@ class UserTowerTrainer(Loop):
         self.buffer: list[Joined] = [Joined(decode("impression", i.encode()), decode("click", c.encode())) for i, c in state.get("held", [])]
         self._buffered_at = {j.impression.impression_id: time.monotonic() for j in self.buffer}  # id -> when buffered
         self.without_news = 0  # trained past news_wait_s with news the store still lacked
+        self._known: set[str] = set()  # news ids the store is known to hold
         self.lag: dict[str, int] = {}
         self.partition_lags: dict[str, int | None] = {}
         self._flush_requested, self._flushed = threading.Event(), threading.Event()
@@ -199,8 +200,10 @@ class UserTowerTrainer(Loop):
         ``news_wait_s`` (or all, with ``force``); the rest stay buffered."""
         with self.lock:
             now = time.monotonic()
-            news = sorted({n for j in self.buffer for n in (*j.impression.candidates, *j.impression.history)})
-            known = {n for n, seq in zip(news, self.learner.features.seqs(news)) if seq >= 0}
+            asked = sorted({n for j in self.buffer for n in (*j.impression.candidates, *j.impression.history)} - self._known)
+            if asked:  # news once in the store stay there: ask only about the others
+                self._known.update(n for n, seq in zip(asked, self.learner.features.seqs(asked)) if seq >= 0)
+            known = self._known
             ready, held = [], []
             for j in self.buffer:
                 waited = now - self._buffered_at.setdefault(j.impression.impression_id, now)
