@@ -45,6 +45,11 @@ class NewsIngestor(Loop):
         if (self.folder / "state.json").exists():
             self.store, offsets = NewsStore.restore(self.folder, model_cfg.max_entities)
             logger.info("restored %d news from %s", len(self.store), self.folder)
+            published = Vocab.from_dict(manifest["vocab"])
+            if len(published) > len(self.store.vocab):
+                # the SEE updater published ids this snapshot predates: keep them, so the news read
+                # again from the stored offsets map to the same ids whatever the partition order
+                self.store.vocab.extend(published.tail(len(self.store.vocab)))
         else:
             self.store = NewsStore(Vocab.from_dict(manifest["vocab"]), model_cfg.max_entities)
         encoder = TitleEncoder(*load_hf(model_cfg.text_encoder), trainable_layers=manifest["trainable_layers"],

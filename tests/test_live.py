@@ -253,6 +253,40 @@ def test_clicks_that_arrive_before_their_news_wait_for_them(ray_local, broker, i
         ray.kill(h, no_restart=True)
 
 
+def test_a_restarted_ingestor_keeps_the_entity_ids_the_registry_published(ray_local, broker, init_ckpt, tmp_path):
+    from actors.news_ingestor import NewsIngestor
+    from ip2_stream.data.vocab import Vocab
+
+    cfg = live_config(tmp_path, broker, init_ckpt, "t6")
+    producer = RecordProducer(cfg.bootstrap)
+
+    def news(k, entity):
+        return NewsRecord(news_id=f"NR{k}", category="sports", subcategory="golf", title=f"Story {k}", entities=(entity,), time=k)
+
+    first = NewsIngestor(cfg)
+    producer.send(cfg.stream.topics.news, "NR1", news(1, "QA"))
+    producer.flush()
+    wait_for(lambda: first.status()["news"] == 1, 30, "the first news")
+    first.stop()  # snapshot: QA has an id
+    # meanwhile the SEE updater published a vocabulary that also holds QB and QC (news this
+    # snapshot predates), in that order
+    registry = Registry(cfg.registry_dir)
+    ckpt = load_checkpoint(registry.latest().path)
+    vocab = Vocab.from_dict(first.store.vocab.to_dict())
+    vocab.add("entity", "QB")
+    vocab.add("entity", "QC")
+    save_checkpoint(tmp_path / "see", ckpt.model, ckpt.config, vocab)
+    registry.publish(tmp_path / "see", ("entity",))
+    # the news carrying them come back in the other order after the restart
+    for k, entity in ((3, "QC"), (2, "QB")):
+        producer.send(cfg.stream.topics.news, f"NR{k}", news(k, entity))
+    producer.flush()
+    second = NewsIngestor(cfg)
+    wait_for(lambda: second.status()["news"] == 3, 30, "the news after the restart")
+    second.stop()
+    assert second.store.vocab == vocab  # QB and QC keep the ids the registry published
+
+
 def _status(handle):
     try:
         return ray.get(handle.status.remote(), timeout=5)
