@@ -63,10 +63,10 @@ def init_ckpt(tiny_data, tiny_encoder_path, tmp_path_factory):
     return out
 
 
-def live_config(tmp_path, broker, init_ckpt, name: str, **online) -> LiveConfig:
+def live_config(tmp_path, broker, init_ckpt, name: str, keep_versions: int = 20, **online) -> LiveConfig:
     topics = TopicsConfig(news=f"{name}.news", impressions=f"{name}.imp", clicks=f"{name}.clicks", dead_letter=f"{name}.dlq")
     cfg = LiveConfig(state_dir=tmp_path / "live", init_checkpoint=init_ckpt, bootstrap=broker.bootstrap,
-                     stream=StreamConfig(topics=topics),
+                     stream=StreamConfig(topics=topics), keep_versions=keep_versions,
                      online=OnlineConfig(see_period_s=0.3, checkpoint_period_s=0.5, user_batch=16, history_len=20, **online))
     ensure_topics(cfg.stream, cfg.bootstrap)
     return cfg
@@ -92,7 +92,7 @@ def title_entity_cosine(ckpt_path, ingestor, news_id) -> float:
 
 
 def test_a_brand_new_entity_gets_its_row_within_seconds(ray_local, broker, init_ckpt, corpus, tmp_path):
-    cfg = live_config(tmp_path, broker, init_ckpt, "t1", see_max_fresh=10)
+    cfg = live_config(tmp_path, broker, init_ckpt, "t1", keep_versions=1000, see_max_fresh=10)  # every version is inspected
     ingestor = NewsIngestorActor.remote(cfg)
     see = SEEUpdaterActor.remote(cfg, ingestor)
     producer = RecordProducer(cfg.bootstrap)
