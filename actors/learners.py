@@ -79,7 +79,7 @@ class SEEUpdater(Loop):
         self.vocab.extend(info["vocab_tail"])
         self.schedule.scan(self.scanned, info["entity_ids"], len(self.model.news.entity.table))
         self.scanned = info["end"]
-        if not self.schedule.waiting:
+        if not self.schedule.pending:
             self.caught_up_to = self.scanned
         if not self.schedule.due():
             return
@@ -97,7 +97,7 @@ class SEEUpdater(Loop):
             self.cursor = self.scanned
             summary = see_summary(stats)
             version = publish(self.registry, self.cfg, self.model, self.ckpt, self.vocab, ("entity",), self.ROLE,
-                              {"cursor": self.cursor}, note=f"{len(waiting)} new entities",
+                              {"cursor": self.cursor}, note=f"{len(waiting)} new entities, {len(fresh)} news",
                               metrics={"new_entities": names, "fresh_news": sum(row[0] for row in stats), **summary})
         if summary["fresh_alignment_after"] is not None:
             self.metrics.see_fresh_alignment.labels("before").set(summary["fresh_alignment_before"])

@@ -235,6 +235,21 @@ def test_see_schedule_learns_every_period_or_at_once_on_a_burst():
     schedule.take()
     schedule.scan(6, [[8], [9, 10]], rows=8)
     assert schedule.due() and schedule.waiting == {8, 9, 10}  # a burst does not wait for the period
+    schedule.take()
+
+
+def test_see_schedule_keeps_learning_a_new_entity_from_the_news_that_follow():
+    now = [0.0]
+    schedule = SEESchedule(OnlineConfig(see_period_s=1.0, see_recent_s=60.0), clock=lambda: now[0])
+    schedule.scan(0, [[6]], rows=6)
+    assert schedule.take() == ([0], {6})
+    now[0] = 2.0
+    schedule.scan(1, [[6], [2]], rows=7)  # entity 6 has a row now, 2 s old; entity 2 is old
+    assert schedule.pending == [1] and schedule.waiting == set() and schedule.due()
+    schedule.take()
+    now[0] = 70.0
+    schedule.scan(2, [[6]], rows=7)  # 70 s after its row: no longer recent
+    assert schedule.pending == [] and not schedule.due()
 
 
 def test_vocab_tail_extends_a_prefix_copy():

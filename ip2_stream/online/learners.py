@@ -36,6 +36,7 @@ class OnlineConfig(BaseModel):
     see_period_s: float = Field(1.0, gt=0, description="SEE update every this many seconds while new entities wait...")
     see_burst_entities: int = Field(64, ge=1, description="...or at once when this many wait")
     see_poll_s: float = Field(0.1, gt=0, description="how often the SEE updater looks for new news")
+    see_recent_s: float = Field(300.0, ge=0, description="news about an entity whose row is younger than this are learned from too")
     see_steps: int = Field(8, ge=1)
     see_lr: float = Field(3e-5, ge=0, description="learning rate of the SEE weights and known entity rows")
     see_new_row_lr: float = Field(5e-2, ge=0, description="learning rate of newly grown entity rows")
@@ -135,8 +136,10 @@ def see_summary(stats: list[tuple]) -> dict:
 
 @dataclass
 class SEESchedule:
-    """When the SEE updater learns: every ``see_period_s`` while entities without a row wait, or
-    at once when ``see_burst_entities`` wait. It also collects the news carrying them.
+    """When the SEE updater learns: every ``see_period_s`` while news about new entities wait, or
+    at once when ``see_burst_entities`` entities without a row wait. It collects those news: the
+    ones carrying an entity without a row, and the ones about an entity whose row is younger than
+    ``see_recent_s`` (a new entity keeps learning from the news that follow its first).
 
     Args:
         cfg: ``see_period_s`` and ``see_burst_entities``.
@@ -155,26 +158,32 @@ class SEESchedule:
 
     cfg: OnlineConfig
     clock: Callable[[], float] = time.monotonic
-    pending: list[int] = field(default_factory=list)  # news (sequence numbers) carrying entities without a row
-    waiting: set[int] = field(default_factory=set)  # those entities' ids
+    pending: list[int] = field(default_factory=list)  # news (sequence numbers) to learn from
+    waiting: set[int] = field(default_factory=set)  # ids of their entities without a row
+    recent: dict[int, float] = field(default_factory=dict)  # entity id -> when its row was handed over
     last_update: float = float("-inf")
 
     def scan(self, start: int, entity_ids: Sequence[Sequence[int]], rows: int) -> None:
-        """Note the news ``start, start + 1, ...`` whose entity ids reach past ``rows`` table rows."""
+        """Note the news ``start, start + 1, ...`` about entities without a row (ids from ``rows``
+        on) or with a recent one."""
+        horizon = self.clock() - self.cfg.see_recent_s
         for i, ids in enumerate(entity_ids):
             new = {e for e in ids if e is not None and e >= rows}
-            if new:
+            if new or any(self.recent.get(e, float("-inf")) >= horizon for e in ids):
                 self.pending.append(start + i)
                 self.waiting |= new
 
     def due(self) -> bool:
-        return bool(self.waiting) and (len(self.waiting) >= self.cfg.see_burst_entities
+        return bool(self.pending) and (len(self.waiting) >= self.cfg.see_burst_entities
                                        or self.clock() - self.last_update >= self.cfg.see_period_s)
 
     def take(self) -> tuple[list[int], set[int]]:
         """The pending news and waiting entities, handed over for an update (the period restarts)."""
         out = (self.pending, self.waiting)
-        self.pending, self.waiting, self.last_update = [], set(), self.clock()
+        now = self.clock()
+        self.recent = {e: t for e, t in self.recent.items() if t >= now - self.cfg.see_recent_s}
+        self.recent.update(dict.fromkeys(self.waiting, now))
+        self.pending, self.waiting, self.last_update = [], set(), now
         return out
 
 
