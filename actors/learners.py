@@ -203,11 +203,10 @@ class UserTowerTrainer(Loop):
             asked = sorted({n for j in self.buffer for n in (*j.impression.candidates, *j.impression.history)} - self._known)
             if asked:  # news once in the store stay there: ask only about the others
                 self._known.update(n for n, seq in zip(asked, self.learner.features.seqs(asked)) if seq >= 0)
-            known = self._known
             ready, held = [], []
             for j in self.buffer:
                 waited = now - self._buffered_at.setdefault(j.impression.impression_id, now)
-                complete = known.issuperset(j.impression.candidates) and known.issuperset(j.impression.history)
+                complete = self._known.issuperset(j.impression.candidates) and self._known.issuperset(j.impression.history)
                 if complete or force or waited >= self.cfg.online.news_wait_s:
                     ready.append(j)
                     self.without_news += not complete
@@ -238,7 +237,7 @@ class UserTowerTrainer(Loop):
                               note=f"user towers after {len(self.ledger)} impressions",
                               metrics={"train_loss": self.learner.last_loss, "steps": self.learner.steps})
         self.consumer.commit(positions)  # only after the state they produced is published
-        self._published_state = (len(self.ledger), positions)
+        self._published_state = self._state_key()
         self.metrics.model_version.labels(self.ROLE).set(version)
         self.published.append(version)
         self.seen_version = version
