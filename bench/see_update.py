@@ -14,10 +14,11 @@ and after, its cosine in the parent model (where the entity has no row), and the
 known news: mean 1 - cos(signature before, after) over a fixed probe of train news the update
 did not train on. Usage:
 
-    python bench/see_update.py [--data DIR --ckpt DIR] [--items 8] [--seeds 3]
+    python bench/see_update.py [--data DIR --ckpt DIR] [--items 8] [--seeds 3] [--name see_update]
 
 Last line: {"baseline": {...}, "default": {...}, "drift_ratio", ...}; also
-bench/results/see_update.json.
+bench/results/NAME.json. The README's fine-tuned figures: `--data runs/demo/data --ckpt
+runs/demo/ip2-checkpoint --name see_update_finetuned` after `make demo`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=8, help="fresh dev news items")
     parser.add_argument("--seeds", type=int, default=3, help="trials per item")
     parser.add_argument("--probe", type=int, default=500, help="known news whose drift is measured")
+    parser.add_argument("--name", default="see_update", help="results file bench/results/NAME.json")
     args = parser.parse_args()
     if (args.data is None) != (args.ckpt is None):
         parser.error("--data and --ckpt go together")
@@ -52,7 +54,7 @@ def main() -> None:
             data, ckpt = pretrained(Path(tmp))
         results = run(data, ckpt, args.items, args.seeds, args.probe, Path(tmp) / "cache")
     base, default = results["baseline"], results["default"]
-    finish("see_update", {
+    finish(args.name, {
         **results, "items": args.items, "seeds": args.seeds, "probe": args.probe,
         "improved_ratio": round(default["improved"] / max(base["improved"], 1), 3),
         "drift_ratio": round(default["known_drift_mean"] / base["known_drift_mean"], 4),
